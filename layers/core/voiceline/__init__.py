@@ -1,0 +1,1 @@
+"""Voiceline's shared domain code: settings, tables, stream tokens and Twilio signatures."""

@@ -1,0 +1,145 @@
+"""The Call aggregate: create, follow Twilio's status, append events, finalise."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from voiceline.models import Call, CallEvent
+
+# Twilio status callbacks can arrive late or repeated; a status never moves backwards.
+_TWILIO_STATUS_RANK = {
+    "queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3,
+    "completed": 4, "busy": 4, "failed": 4, "no-answer": 4, "canceled": 4,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_call(call_sid: str, tenant_id: str, agent_id: str, from_number: str, to_number: str,
+                direction: str = "inbound") -> None:
+    """Write the Call once; Twilio retrying the voice webhook must not reset it."""
+    call = Call(call_sid, tenant_id=tenant_id, agent_id=agent_id, from_number=from_number,
+                to_number=to_number, direction=direction, status="ringing", started_at=utcnow())
+    try:
+        call.save(condition=Call.call_sid.does_not_exist())
+    except PutError as error:
+        if not _is_condition_failure(error):
+            raise
+
+
+def record_twilio_status(call_sid: str, status: str, duration_s: int | None) -> bool:
+    """Store Twilio's own status; repeated or out-of-order callbacks never regress it.
+
+    Returns False when the call is unknown or the update was stale.
+    """
+    rank = _TWILIO_STATUS_RANK.get(status, 0)
+    actions = [Call.twilio_status.set(status), Call.twilio_status_rank.set(rank)]
+    if duration_s is not None:
+        actions.append(Call.twilio_duration_s.set(duration_s))
+    condition = Call.call_sid.exists() & (
+        Call.twilio_status_rank.does_not_exist() | (Call.twilio_status_rank <= rank))
+    try:
+        Call(call_sid).update(actions=actions, condition=condition)
+    except UpdateError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+def mark_stream_started(call_sid: str, stream_sid: str, started_at: datetime) -> None:
+    Call(call_sid).update(actions=[Call.status.set("in_progress"), Call.stream_sid.set(stream_sid),
+                                   Call.stream_started_at.set(started_at)],
+                          condition=Call.call_sid.exists())
+
+
+@dataclass
+class CallOutcome:
+    """What the bridge measured over a call, written once when it ends."""
+
+    end_reason: str
+    ended_at: datetime
+    duration_s: float
+    greeting_latency_ms: float | None = None
+    turn_latencies_ms: list[float] = field(default_factory=list)
+    interruptions: int = 0
+    usage: dict[str, Any] = field(default_factory=dict)
+    events_dropped: int = 0
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def finalise_call(call_sid: str, outcome: CallOutcome) -> None:
+    latencies = [round(v, 1) for v in outcome.turn_latencies_ms]
+    actions = [
+        Call.status.set("ended"),
+        Call.end_reason.set(outcome.end_reason),
+        Call.ended_at.set(outcome.ended_at),
+        Call.duration_s.set(round(outcome.duration_s, 2)),
+        Call.interruptions.set(outcome.interruptions),
+        Call.usage.set(outcome.usage),
+        Call.events_dropped.set(outcome.events_dropped),
+        Call.turn_latencies_ms.set(latencies),
+    ]
+    if outcome.greeting_latency_ms is not None:
+        actions.append(Call.greeting_latency_ms.set(round(outcome.greeting_latency_ms, 1)))
+    if latencies:
+        actions.append(Call.turn_latency_p50_ms.set(percentile(latencies, 0.50)))
+        actions.append(Call.turn_latency_p95_ms.set(percentile(latencies, 0.95)))
+    Call(call_sid).update(actions=actions, condition=Call.call_sid.exists())
+
+
+@dataclass
+class NewEvent:
+    """A CallEvent before it has a sequence number."""
+
+    kind: str
+    at_ms: int
+    role: str | None = None
+    text: str | None = None
+    data: dict[str, Any] | None = None
+
+
+def append_events(call_sid: str, first_seq: int, events: Iterable[NewEvent]) -> int:
+    """Write events with consecutive sequence numbers from first_seq; returns the next free seq.
+
+    Writing the same (call_sid, seq) twice overwrites, so a retried batch never duplicates.
+    """
+    seq = first_seq
+    with CallEvent.batch_write() as batch:
+        for event in events:
+            batch.save(CallEvent(call_sid, seq, kind=event.kind, at_ms=event.at_ms, role=event.role,
+                                 text=event.text, data=event.data))
+            seq += 1
+    return seq
+
+
+def get_call(call_sid: str) -> Call | None:
+    try:
+        return Call.get(call_sid)
+    except Call.DoesNotExist:
+        return None
+
+
+def list_events(call_sid: str) -> list[CallEvent]:
+    return list(CallEvent.query(call_sid, consistent_read=True))
+
+
+def _is_condition_failure(error: Exception) -> bool:
+    cause = getattr(error, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"

@@ -1,0 +1,137 @@
+"""PynamoDB models, one per table; template.yaml must declare the same keys (tests hold them together)."""
+
+from __future__ import annotations
+
+import os
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from voiceline.settings import require
+
+
+class _TableMeta:
+    """Shared connection settings: every DynamoDB call has a timeout and bounded retries."""
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 3
+    max_retry_attempts = 2
+
+
+class Agent(Model):
+    """An AI phone agent: who it is, how it sounds, and what it may do."""
+
+    class Meta(_TableMeta):
+        table_name = require("AGENTS_TABLE")
+
+    agent_id = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    business_name = UnicodeAttribute(default="")
+    language = UnicodeAttribute(default="en")
+    timezone = UnicodeAttribute(default="UTC")
+    instructions = UnicodeAttribute()
+    greeting = UnicodeAttribute()
+    voice = UnicodeAttribute(default="marin")
+    speed = NumberAttribute(default=1.0)
+    model = UnicodeAttribute(default="gpt-realtime")
+    turn_detection = JSONAttribute(default=lambda: {"type": "server_vad"})
+    noise_reduction = UnicodeAttribute(null=True)
+    transcription_model = UnicodeAttribute(default="gpt-4o-mini-transcribe")
+    tools = ListAttribute(of=UnicodeAttribute, default=list)
+    transfer_number = UnicodeAttribute(null=True)
+    max_duration_s = NumberAttribute(default=600)
+    silence_timeout_s = NumberAttribute(default=30)
+    enabled = BooleanAttribute(default=True)
+    version = NumberAttribute(default=1)
+
+
+class PhoneNumber(Model):
+    """Routing truth: which agent answers a Twilio number."""
+
+    class Meta(_TableMeta):
+        table_name = require("PHONE_NUMBERS_TABLE")
+
+    e164 = UnicodeAttribute(hash_key=True)
+    agent_id = UnicodeAttribute()
+    tenant_id = UnicodeAttribute()
+    twilio_sid = UnicodeAttribute(null=True)
+
+
+class CallsByAgent(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "agent-started_at"
+        projection = AllProjection()
+
+    agent_id = UnicodeAttribute(hash_key=True)
+    started_at = UTCDateTimeAttribute(range_key=True)
+
+
+class CallsByTenant(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "tenant-started_at"
+        projection = AllProjection()
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    started_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Call(Model):
+    """One phone call: who, when, how it ended and how fast the agent answered."""
+
+    class Meta(_TableMeta):
+        table_name = require("CALLS_TABLE")
+
+    call_sid = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    direction = UnicodeAttribute(default="inbound")
+    from_number = UnicodeAttribute()
+    to_number = UnicodeAttribute()
+    status = UnicodeAttribute(default="ringing")
+    started_at = UTCDateTimeAttribute()
+    stream_sid = UnicodeAttribute(null=True)
+    stream_started_at = UTCDateTimeAttribute(null=True)
+    ended_at = UTCDateTimeAttribute(null=True)
+    duration_s = NumberAttribute(null=True)
+    end_reason = UnicodeAttribute(null=True)
+    greeting_latency_ms = NumberAttribute(null=True)
+    turn_latency_p50_ms = NumberAttribute(null=True)
+    turn_latency_p95_ms = NumberAttribute(null=True)
+    turn_latencies_ms = ListAttribute(of=NumberAttribute, null=True)
+    interruptions = NumberAttribute(null=True)
+    usage = JSONAttribute(null=True)
+    events_dropped = NumberAttribute(null=True)
+    twilio_status = UnicodeAttribute(null=True)
+    twilio_status_rank = NumberAttribute(null=True)
+    twilio_duration_s = NumberAttribute(null=True)
+
+    agent_index = CallsByAgent()
+    tenant_index = CallsByTenant()
+
+
+class CallEvent(Model):
+    """One thing that happened in a call: a transcript line, an interruption, an error."""
+
+    class Meta(_TableMeta):
+        table_name = require("CALL_EVENTS_TABLE")
+
+    call_sid = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    at_ms = NumberAttribute()
+    role = UnicodeAttribute(null=True)
+    text = UnicodeAttribute(null=True)
+    data = JSONAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent)

@@ -1,0 +1,42 @@
+"""The local stack's environment: development credentials, table names and loopback endpoints.
+
+Every value can be overridden from the real environment, so a tunnel to a real phone works too.
+"""
+
+from __future__ import annotations
+
+import os
+
+DYNAMODB_PORT = 8000
+GATEWAY_PORT = 3000
+BRIDGE_PORT = 8080
+MODEL_PORT = 8090
+
+DEFAULTS: dict[str, str] = {
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{DYNAMODB_PORT}",
+    "AGENTS_TABLE": "voiceline-agents",
+    "PHONE_NUMBERS_TABLE": "voiceline-phone-numbers",
+    "CALLS_TABLE": "voiceline-calls",
+    "CALL_EVENTS_TABLE": "voiceline-call-events",
+    # Development-only Twilio credentials: any client can sign requests the way Twilio does.
+    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+    "TWILIO_AUTH_TOKEN": "local-dev-auth-token",
+    "STREAM_TOKEN_KEY": "local-dev-stream-token-key",
+    "BRIDGE_PUBLIC_URL": f"ws://127.0.0.1:{BRIDGE_PORT}",
+    "POWERTOOLS_SERVICE_NAME": "voiceline-local",
+    "POWERTOOLS_METRICS_NAMESPACE": "VoicelineLocal",
+    "POWERTOOLS_DEV": "false",
+}
+
+
+def local_environment(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ with the local defaults filled in where the caller has not set them."""
+    env = dict(os.environ)
+    for name, value in DEFAULTS.items():
+        env.setdefault(name, value)
+    env.update(overrides or {})
+    return env
