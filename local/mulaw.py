@@ -40,7 +40,7 @@ def decode(data: bytes) -> array.array:
     return array.array("h", (DECODE_TABLE[b] for b in data))
 
 
-def encode(samples: "array.array | list[int]") -> bytes:
+def encode(samples: array.array | list[int]) -> bytes:
     return bytes(encode_sample(s) for s in samples)
 
 

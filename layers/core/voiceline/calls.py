@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
@@ -20,7 +20,7 @@ _TWILIO_STATUS_RANK = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def create_call(call_sid: str, tenant_id: str, agent_id: str, from_number: str, to_number: str,

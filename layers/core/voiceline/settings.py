@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 
 class SettingsError(RuntimeError):
@@ -31,7 +31,7 @@ def number(name: str, default: float) -> float:
         raise SettingsError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _secret_from_manager(arn: str) -> str:
     # Imported lazily: only deployed Lambdas read Secrets Manager; the bridge gets ECS Secrets as env.
     from aws_lambda_powertools.utilities import parameters

@@ -1,0 +1,417 @@
+"""One phone call: its Twilio media stream, its OpenAI Realtime session, and the relay between.
+
+A Twilio frame enters in `_twilio_pump` and is dispatched by `_TWILIO_HANDLERS`; agent audio
+leaves in `_on_audio_delta`; a barge-in is decided in `_on_speech_started`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from bridge import realtime_protocol as realtime
+from bridge import twilio_protocol as twilio
+from bridge.agent_cache import AgentCache
+from bridge.event_recorder import CallEventRecorder
+from bridge.playback import PlaybackTracker, base64_decoded_length
+from bridge.realtime_connection import open_realtime
+from bridge.settings import BridgeSettings
+from voiceline import calls, stream_token
+from voiceline.instructions import call_variables, render
+from voiceline.models import Agent
+
+logger = Logger(service="voiceline-bridge", child=True)
+
+WS_POLICY_VIOLATION = 1008
+WS_INTERNAL_ERROR = 1011
+DB_TIMEOUT_S = 5.0
+
+
+class CallSession:
+    """All per-call state, two pumps (Twilio → model, model → Twilio) and a timer watch."""
+
+    def __init__(self, websocket: WebSocket, settings: BridgeSettings, agents: AgentCache) -> None:
+        self.twilio = websocket
+        self.settings = settings
+        self.agents = agents
+        self.accepted_at = time.monotonic()
+        self.state = "waiting_for_start"
+        self.call_sid: str | None = None
+        self.stream_sid = ""
+        self._agent_id = ""
+        self._tenant_id = ""
+        self.agent: Agent | None = None
+        self.model: ClientConnection | None = None
+        self.recorder: CallEventRecorder | None = None
+        self.playback = PlaybackTracker()
+        self.response_active = False
+        self.dropped_items: set[str] = set()
+        self.interruptions = 0
+        self.greeting_latency_ms: float | None = None
+        self.turn_latencies_ms: list[float] = []
+        self.usage: dict[str, Any] = {}
+        self.frames_skipped = 0
+        self.model_events_ignored = 0
+        self.end_reason: str | None = None
+        self._stream_started = 0.0
+        self._last_activity = 0.0
+        self._speech_stopped_at: float | None = None
+        self._last_audio_response: str | None = None
+        self._ending = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            start = await self._wait_for_start()
+            if start is not None and await self._set_up(start):
+                await self._converse()
+        finally:
+            await self._clean_up()
+
+    def end(self, reason: str) -> None:
+        """Ask the supervisor to end the call; the first reason given is the one recorded."""
+        if self.end_reason is None:
+            self.end_reason = reason
+        self._ending.set()
+
+    def summary(self) -> dict[str, Any]:
+        return {"call_sid": self.call_sid, "stream_sid": self.stream_sid or None,
+                "agent_id": self.agent.agent_id if self.agent else None, "state": self.state,
+                "age_s": round(time.monotonic() - self.accepted_at, 1), "interruptions": self.interruptions,
+                "frames_skipped": self.frames_skipped}
+
+    async def _wait_for_start(self) -> twilio.StreamStart | None:
+        """Read frames until Twilio's `start`, then check the stream token before anything else."""
+        deadline = self.accepted_at + self.settings.start_timeout_s
+        while True:
+            try:
+                raw = await asyncio.wait_for(self._receive_twilio(), deadline - time.monotonic())
+            except TimeoutError:
+                self.end("no_start_frame")
+                await self._close_twilio(WS_POLICY_VIOLATION, "no start frame")
+                return None
+            except WebSocketDisconnect:
+                self.end("twilio_disconnected")
+                return None
+            try:
+                frame = twilio.parse_frame(raw)
+                if frame["event"] != "start":
+                    continue  # `connected`, or media before start: nothing to relay yet
+                start = twilio.stream_start(frame)
+            except twilio.MalformedFrame as error:
+                self._skip_frame(error)
+                continue
+            return start if await self._accept_start(start) else None
+
+    async def _accept_start(self, start: twilio.StreamStart) -> bool:
+        agent_id = start.parameters.get("agentId", "")
+        try:
+            claims = stream_token.verify(self.settings.stream_token_key, start.parameters.get("streamToken", ""),
+                                         start.call_sid, agent_id)
+        except stream_token.InvalidStreamToken as error:
+            logger.warning("stream rejected", call_sid=start.call_sid, reason=str(error))
+            self.end("invalid_stream_token")
+            await self._close_twilio(WS_POLICY_VIOLATION, "invalid stream token")
+            return False
+        self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
+        self._stream_started = self._last_activity = time.monotonic()
+        self._tenant_id = claims.tenant_id
+        self._agent_id = agent_id
+        return True
+
+    async def _set_up(self, start: twilio.StreamStart) -> bool:
+        """Load the agent and the call, open the model session, and let the agent greet."""
+        self.state = "connecting"
+        self.recorder = CallEventRecorder(start.call_sid, self._stream_started,
+                                          self.settings.event_flush_interval_s)
+        try:
+            agent, call = await asyncio.wait_for(asyncio.gather(
+                self.agents.get(self._agent_id),
+                asyncio.to_thread(calls.get_call, start.call_sid)), DB_TIMEOUT_S)
+        except Exception:
+            logger.exception("agent or call lookup failed", call_sid=self.call_sid)
+            agent = call = None
+        if agent is None or call is None or agent.tenant_id != self._tenant_id:
+            self.end("agent_unavailable")
+            await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
+            return False
+        self.agent = agent
+        self.recorder.start()
+        marked = asyncio.create_task(self._mark_stream_started(start))
+        try:
+            self.model = await open_realtime(self.settings.openai_realtime_url, self.settings.openai_api_key,
+                                             agent.model, self.settings.openai_connect_timeout_s)
+        except Exception as error:
+            logger.error("OpenAI connect failed", call_sid=self.call_sid, error=repr(error))
+            self.recorder.record("error", data={"source": "openai", "message": f"connect failed: {error!r}"})
+            self.end("openai_connect_failed")
+            await marked
+            return False
+        variables = call_variables(call.from_number, agent.business_name, agent.timezone,
+                                   datetime.now(UTC))
+        await self._send_model(json.dumps(realtime.session_update(agent, render(agent.instructions, variables))))
+        await self._send_model(json.dumps(realtime.greeting(render(agent.greeting, variables))))
+        await marked
+        self.state = "active"
+        return True
+
+    async def _mark_stream_started(self, start: twilio.StreamStart) -> None:
+        try:
+            await asyncio.to_thread(calls.mark_stream_started, start.call_sid, start.stream_sid,
+                                    datetime.now(UTC))
+        except Exception:
+            logger.exception("could not mark the stream started", call_sid=self.call_sid)
+
+    async def _converse(self) -> None:
+        """Run both pumps and the limits; whichever finishes first ends the call for all."""
+        tasks = [asyncio.create_task(coroutine) for coroutine in
+                 (self._twilio_pump(), self._model_pump(), self._watch_limits(), self._ending.wait())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _clean_up(self) -> None:
+        """The single end path: close both sockets, flush events, finalise the Call."""
+        self.state = "ending"
+        if self.model is not None:
+            try:
+                await asyncio.wait_for(self.model.close(), 3)
+            except Exception:
+                logger.warning("OpenAI socket did not close cleanly", call_sid=self.call_sid)
+        await self._close_twilio(1000, self.end_reason or "call ended")
+        if self.recorder is None or self.call_sid is None:
+            return
+        reason = self.end_reason or "unknown"
+        self.recorder.record("call_ended", data={"reason": reason, "frames_skipped": self.frames_skipped,
+                                                 "model_events_ignored": self.model_events_ignored})
+        await self.recorder.close()
+        outcome = calls.CallOutcome(
+            end_reason=reason, ended_at=datetime.now(UTC),
+            duration_s=time.monotonic() - self._stream_started,
+            greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms,
+            interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(calls.finalise_call, self.call_sid, outcome), DB_TIMEOUT_S)
+        except Exception:
+            logger.exception("could not finalise the call record", call_sid=self.call_sid)
+        logger.info("call ended", call_sid=self.call_sid, end_reason=reason, interruptions=self.interruptions,
+                    greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms)
+        self.state = "ended"
+
+    # ---- Twilio → model ----------------------------------------------------------------------
+
+    async def _receive_twilio(self) -> str | bytes | None:
+        message = await self.twilio.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        return message.get("text") or message.get("bytes")
+
+    async def _twilio_pump(self) -> None:
+        while True:
+            try:
+                raw = await self._receive_twilio()
+            except (WebSocketDisconnect, RuntimeError):
+                self.end("twilio_disconnected")
+                return
+            try:
+                frame = twilio.parse_frame(raw)
+                handler = _TWILIO_HANDLERS.get(frame["event"])
+                if handler is not None:
+                    await handler(self, frame)
+            except twilio.MalformedFrame as error:
+                self._skip_frame(error)
+            if self._ending.is_set():
+                return
+
+    async def _on_media(self, frame: dict[str, Any]) -> None:
+        await self._send_model(realtime.append_audio(twilio.media_payload(frame)))
+
+    async def _on_mark(self, frame: dict[str, Any]) -> None:
+        if self.playback.on_mark(twilio.mark_name(frame)):
+            self._last_activity = time.monotonic()
+
+    async def _on_stop(self, frame: dict[str, Any]) -> None:
+        self.end("caller_hung_up")
+
+    async def _on_dtmf(self, frame: dict[str, Any]) -> None:
+        dtmf = frame.get("dtmf")
+        self._record("dtmf", role="caller", text=str(dtmf.get("digit")) if isinstance(dtmf, dict) else None)
+
+    def _skip_frame(self, error: Exception) -> None:
+        self.frames_skipped += 1
+        if self.frames_skipped <= 20:  # a flood of garbage must not flood the logs too
+            logger.warning("skipped malformed Twilio frame", call_sid=self.call_sid, reason=str(error))
+
+    # ---- model → Twilio ----------------------------------------------------------------------
+
+    async def _model_pump(self) -> None:
+        assert self.model is not None
+        try:
+            async for raw in self.model:
+                try:
+                    event = json.loads(raw)
+                    handler = _MODEL_HANDLERS.get(event.get("type"))
+                except (ValueError, AttributeError):
+                    handler, event = None, None
+                if handler is None:
+                    self.model_events_ignored += 1
+                    continue
+                await handler(self, event)
+                if self._ending.is_set():
+                    return
+        except ConnectionClosed:
+            pass
+        self.end("openai_disconnected")
+
+    async def _on_audio_delta(self, event: dict[str, Any]) -> None:
+        item_id, delta = event.get("item_id"), event.get("delta")
+        if not isinstance(delta, str) or not isinstance(item_id, str) or item_id in self.dropped_items:
+            return  # late audio of an item the caller cut off
+        now = time.monotonic()
+        response_id = event.get("response_id")
+        if response_id != self._last_audio_response:
+            self._last_audio_response = response_id
+            self._measure_first_audio(now)
+        self._last_activity = now
+        mark = self.playback.on_agent_audio(item_id, base64_decoded_length(delta))
+        await self._send_twilio(twilio.media_message(self.stream_sid, delta))
+        await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
+
+    def _measure_first_audio(self, now: float) -> None:
+        if self.greeting_latency_ms is None:
+            self.greeting_latency_ms = (now - self._stream_started) * 1000
+        elif self._speech_stopped_at is not None:
+            self.turn_latencies_ms.append((now - self._speech_stopped_at) * 1000)
+        self._speech_stopped_at = None
+
+    async def _on_speech_started(self, event: dict[str, Any]) -> None:
+        """The caller started talking: if the agent is still being heard, cut it off."""
+        self._last_activity = time.monotonic()
+        self._speech_stopped_at = None
+        if not self.playback.has_unplayed_audio:
+            return
+        generated_ms = self.playback.generated_ms
+        item_id, heard_ms = self.playback.cut()
+        await self._send_twilio(twilio.clear_message(self.stream_sid))
+        for message in realtime.barge_in(item_id, heard_ms, self.response_active):
+            await self._send_model(message)
+        if item_id is not None:
+            self.dropped_items.add(item_id)
+        self.interruptions += 1
+        self._record("interruption", role="caller",
+                     data={"item_id": item_id, "audio_end_ms": heard_ms, "generated_ms": generated_ms})
+
+    async def _on_speech_stopped(self, event: dict[str, Any]) -> None:
+        self._last_activity = self._speech_stopped_at = time.monotonic()
+
+    async def _on_response_created(self, event: dict[str, Any]) -> None:
+        self.response_active = True
+
+    async def _on_response_done(self, event: dict[str, Any]) -> None:
+        self.response_active = False
+        response = event.get("response")
+        if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+            _add_usage(self.usage, response["usage"])
+
+    async def _on_agent_transcript(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id")
+        self._record("transcript", role="agent", text=str(event.get("transcript", "")),
+                     data={"item_id": item_id, "interrupted": item_id in self.dropped_items})
+
+    async def _on_caller_transcript(self, event: dict[str, Any]) -> None:
+        self._record("transcript", role="caller", text=str(event.get("transcript", "")),
+                     data={"item_id": event.get("item_id")})
+
+    async def _on_model_error(self, event: dict[str, Any]) -> None:
+        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        logger.warning("OpenAI error event", call_sid=self.call_sid, code=error.get("code"),
+                       message=error.get("message"))
+        self._record("error", data={"source": "openai", "code": error.get("code"),
+                                    "message": error.get("message"), "param": error.get("param")})
+
+    # ---- limits ------------------------------------------------------------------------------
+
+    async def _watch_limits(self) -> None:
+        """End the call at the agent's max duration, or when nobody has spoken for too long."""
+        assert self.agent is not None
+        hard_stop = self._stream_started + float(self.agent.max_duration_s)
+        while True:
+            now = time.monotonic()
+            silence_stop = self._last_activity + float(self.agent.silence_timeout_s)
+            if now >= hard_stop:
+                self.end("max_duration")
+                return
+            if now >= silence_stop:
+                self.end("silence_timeout")
+                return
+            await asyncio.sleep(min(hard_stop, silence_stop) - now)
+
+    # ---- send helpers: they never raise into a pump -------------------------------------------
+
+    async def _send_twilio(self, text: str) -> None:
+        try:
+            await self.twilio.send_text(text)
+        except Exception:
+            self.end("twilio_disconnected")
+
+    async def _send_model(self, text: str) -> None:
+        if self.model is None:
+            return
+        try:
+            await self.model.send(text)
+        except ConnectionClosed:
+            self.end("openai_disconnected")
+
+    async def _close_twilio(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):  # already closed by the peer: nothing left to tell it
+            await self.twilio.close(code=code, reason=reason[:120])
+
+    def _record(self, kind: str, role: str | None = None, text: str | None = None,
+                data: dict[str, Any] | None = None) -> None:
+        if self.recorder is not None:
+            self.recorder.record(kind, role=role, text=text, data=data)
+
+
+def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
+    """Sum OpenAI's nested usage counters across responses."""
+    for key, value in usage.items():
+        if isinstance(value, dict):
+            _add_usage(total.setdefault(key, {}), value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+
+
+Handler = Callable[[CallSession, dict[str, Any]], Awaitable[None]]
+
+_TWILIO_HANDLERS: dict[str, Handler] = {
+    "media": CallSession._on_media,
+    "mark": CallSession._on_mark,
+    "stop": CallSession._on_stop,
+    "dtmf": CallSession._on_dtmf,
+}
+
+# Every other OpenAI event is ignored and counted: a new event type must never end a call.
+_MODEL_HANDLERS: dict[str, Handler] = {
+    "response.output_audio.delta": CallSession._on_audio_delta,
+    "input_audio_buffer.speech_started": CallSession._on_speech_started,
+    "input_audio_buffer.speech_stopped": CallSession._on_speech_stopped,
+    "response.created": CallSession._on_response_created,
+    "response.done": CallSession._on_response_done,
+    "response.output_audio_transcript.done": CallSession._on_agent_transcript,
+    "conversation.item.input_audio_transcription.completed": CallSession._on_caller_transcript,
+    "error": CallSession._on_model_error,
+}

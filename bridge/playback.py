@@ -1,0 +1,65 @@
+"""What the caller has actually heard, learned from Twilio's mark echoes."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+MULAW_BYTES_PER_MS = 8  # 8 kHz, one byte per sample
+
+
+def base64_decoded_length(payload: str) -> int:
+    """Bytes a base64 string decodes to, without decoding it (the payload is only forwarded)."""
+    return len(payload) * 3 // 4 - payload.count("=", -2)
+
+
+@dataclass
+class PlaybackTracker:
+    """Follows the agent item being played: audio generated versus audio the phone has played.
+
+    Each agent delta is followed by a mark; Twilio echoes a mark once the audio before it has
+    played. After a `clear`, Twilio echoes the pending marks at once although that audio was never
+    heard, so `clear` forgets them and their late echoes match nothing.
+    """
+
+    item_id: str | None = None
+    generated_bytes: int = 0
+    played_ms: int = 0
+    _marks: deque[tuple[str, str, int]] = field(default_factory=deque)
+    _next_mark: int = 0
+
+    @property
+    def generated_ms(self) -> int:
+        return self.generated_bytes // MULAW_BYTES_PER_MS
+
+    @property
+    def has_unplayed_audio(self) -> bool:
+        return bool(self._marks)
+
+    def on_agent_audio(self, item_id: str, audio_bytes: int) -> str:
+        """Account for a delta sent to Twilio; returns the mark name to send after it."""
+        if item_id != self.item_id:
+            self.item_id, self.generated_bytes, self.played_ms = item_id, 0, 0
+        self.generated_bytes += audio_bytes
+        self._next_mark += 1
+        name = f"m{self._next_mark}"
+        self._marks.append((name, item_id, self.generated_ms))
+        return name
+
+    def on_mark(self, name: str) -> bool:
+        """Twilio echoed a mark; True when it was one of ours still pending."""
+        while self._marks:
+            pending, item_id, end_ms = self._marks.popleft()
+            if pending == name:
+                if item_id == self.item_id:
+                    self.played_ms = end_ms
+                return True
+        return False
+
+    def cut(self) -> tuple[str | None, int]:
+        """The caller barged in: forget pending marks; returns (item, ms actually heard).
+
+        OpenAI rejects an audio_end_ms beyond the audio it generated, so the cut is capped.
+        """
+        self._marks.clear()
+        return self.item_id, min(self.played_ms, self.generated_ms)

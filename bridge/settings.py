@@ -1,0 +1,32 @@
+"""The bridge's configuration, read once at start-up with clear errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voiceline import settings
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    twilio_auth_token: str
+    stream_token_key: bytes
+    openai_realtime_url: str
+    openai_api_key: str
+    openai_connect_timeout_s: float
+    start_timeout_s: float
+    agent_cache_ttl_s: float
+    event_flush_interval_s: float
+
+    @classmethod
+    def from_env(cls) -> BridgeSettings:
+        return cls(
+            twilio_auth_token=settings.twilio_auth_token(),
+            stream_token_key=settings.stream_token_key(),
+            openai_realtime_url=settings.optional("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime"),
+            openai_api_key=settings.secret("OPENAI_API_KEY"),
+            openai_connect_timeout_s=settings.number("OPENAI_CONNECT_TIMEOUT_S", 5.0),
+            start_timeout_s=settings.number("STREAM_START_TIMEOUT_S", 10.0),
+            agent_cache_ttl_s=settings.number("AGENT_CACHE_TTL_S", 30.0),
+            event_flush_interval_s=settings.number("EVENT_FLUSH_INTERVAL_S", 0.5),
+        )

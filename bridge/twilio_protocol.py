@@ -1,0 +1,84 @@
+"""Twilio Media Streams frames in and out, as pure functions (no sockets, no state)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_FRAME_CHARS = 64 * 1024  # a 20 ms media frame is ~300 chars; anything this big is not Twilio audio
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class MalformedFrame(ValueError):
+    """A frame we cannot use; it is logged and skipped, and the call goes on."""
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    parameters: dict[str, str]
+
+
+def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
+    """Decode one Twilio frame into a dict with a string `event`."""
+    if raw is None:
+        raise MalformedFrame("binary or empty frame")
+    if len(raw) > MAX_FRAME_CHARS:
+        raise MalformedFrame(f"oversized frame ({len(raw)} bytes)")
+    try:
+        frame = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedFrame(f"not JSON: {error}") from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
+        raise MalformedFrame("frame has no event")
+    return frame
+
+
+def media_payload(frame: dict[str, Any]) -> str:
+    """The base64 audio of a `media` frame, checked but never decoded: it is only forwarded."""
+    media = frame.get("media")
+    payload = media.get("payload") if isinstance(media, dict) else None
+    if not isinstance(payload, str) or not payload:
+        raise MalformedFrame("media frame without payload")
+    if len(payload) % 4 or not _BASE64.fullmatch(payload):
+        raise MalformedFrame("media payload is not base64")
+    return payload
+
+
+def stream_start(frame: dict[str, Any]) -> StreamStart:
+    start = frame.get("start")
+    if not isinstance(start, dict):
+        raise MalformedFrame("start frame without start block")
+    params = start.get("customParameters") or {}
+    fields = (start.get("streamSid") or frame.get("streamSid"), start.get("callSid"), start.get("accountSid"))
+    if not all(isinstance(value, str) and _SID.fullmatch(value) for value in fields):
+        raise MalformedFrame("start frame missing or malformed streamSid, callSid or accountSid")
+    if not isinstance(params, dict):
+        raise MalformedFrame("start frame customParameters is not an object")
+    return StreamStart(*fields, parameters={str(k): str(v) for k, v in params.items()})
+
+
+def mark_name(frame: dict[str, Any]) -> str:
+    mark = frame.get("mark")
+    name = mark.get("name") if isinstance(mark, dict) else None
+    if not isinstance(name, str):
+        raise MalformedFrame("mark frame without name")
+    return name
+
+
+def media_message(stream_sid: str, payload: str) -> str:
+    # Base64 needs no JSON escaping, so the payload is spliced in as is.
+    return '{"event":"media","streamSid":"%s","media":{"payload":"%s"}}' % (stream_sid, payload)  # noqa: UP031
+
+
+def mark_message(stream_sid: str, name: str) -> str:
+    return json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+
+
+def clear_message(stream_sid: str) -> str:
+    return json.dumps({"event": "clear", "streamSid": stream_sid})
