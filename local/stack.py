@@ -1,0 +1,182 @@
+"""The whole of Voiceline on one machine: moto, the gateway, the bridge and the scripted model.
+
+Each piece runs in its own process on 127.0.0.1, as it would run apart in AWS. `make dev` runs
+this module in the foreground; tests and the demo use `LocalStack` as a context manager.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from local.environment import BRIDGE_PORT, DYNAMODB_PORT, GATEWAY_PORT, MODEL_PORT, local_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONVERSATION = ROOT / "local" / "conversations" / "demo.json"
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    dynamodb: int = DYNAMODB_PORT
+    gateway: int = GATEWAY_PORT
+    bridge: int = BRIDGE_PORT
+    model: int = MODEL_PORT
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Ports nobody is using, so tests can run beside a `make dev`."""
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+@dataclass
+class LocalStack:
+    ports: StackPorts = field(default_factory=StackPorts)
+    conversation: Path = DEMO_CONVERSATION
+    log_dir: Path = ROOT / "out" / "logs"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def uses_scripted_model(self) -> bool:
+        """The scripted model stands in for OpenAI whenever no OPENAI_API_KEY is set."""
+        return not os.environ.get("OPENAI_API_KEY")
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.bridge}"
+
+    @property
+    def model_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.model}"
+
+    @property
+    def dynamodb_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.dynamodb}"
+
+    def environment(self) -> dict[str, str]:
+        overrides = {
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url,
+            "BRIDGE_PUBLIC_URL": f"ws://127.0.0.1:{self.ports.bridge}",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        if self.uses_scripted_model:
+            overrides["OPENAI_REALTIME_URL"] = f"ws://127.0.0.1:{self.ports.model}/v1/realtime"
+            overrides["OPENAI_API_KEY"] = "local-scripted-model"
+        return local_environment({**overrides, **self.extra_env})
+
+    def start(self) -> LocalStack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        python = sys.executable
+        try:
+            self._spawn("dynamodb", [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.dynamodb)])
+            self._wait_ready("dynamodb", f"{self.dynamodb_url}/moto-api/")
+            subprocess.run([python, "-m", "local.seed"], env=self.environment(), check=True, cwd=ROOT,
+                           capture_output=True, timeout=60)
+            if self.uses_scripted_model:
+                self._spawn("model", [python, "-m", "local.scripted_model", "--host", "127.0.0.1",
+                                      "--port", str(self.ports.model), "--conversation", str(self.conversation)])
+            self._spawn("gateway", [python, "-m", "local.gateway", "--port", str(self.ports.gateway)])
+            self._spawn("bridge", [python, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
+                                   "--port", str(self.ports.bridge), "--no-access-log",
+                                   "--ws-max-size", str(1024 * 1024)])
+            if self.uses_scripted_model:
+                self._wait_ready("model", f"{self.model_url}/health")
+            self._wait_ready("bridge", f"{self.bridge_url}/health")
+            self._wait_listening("gateway", self.ports.gateway)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for process in self._processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in self._processes.items():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop on SIGTERM; killing it", file=sys.stderr)
+                process.kill()
+                process.wait(timeout=5)
+        self._processes.clear()
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}-{self.ports.bridge}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        log = (self.log_dir / f"{name}-{self.ports.bridge}.log").open("wb")
+        self._processes[name] = subprocess.Popen(command, cwd=ROOT, env=self.environment(),
+                                                 stdout=log, stderr=subprocess.STDOUT)
+
+    def _check_alive(self, name: str) -> None:
+        if self._processes[name].poll() is not None:
+            raise RuntimeError(f"{name} exited during start-up:\n{self.log(name)[-3000:]}")
+
+    def _wait_ready(self, name: str, url: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            try:
+                if httpx.get(url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)  # start-up probe: nothing to wait on but the port itself
+        raise TimeoutError(f"{name} not ready at {url} after {READY_TIMEOUT_S}s:\n{self.log(name)[-3000:]}")
+
+    def _wait_listening(self, name: str, port: int) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            with socket.socket() as probe:
+                probe.settimeout(1.0)
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"{name} not listening on {port} after {READY_TIMEOUT_S}s:\n{self.log(name)[-3000:]}")
+
+
+def main() -> None:
+    """`make dev`: run the stack in the foreground for manual calls until Ctrl-C."""
+    with LocalStack() as stack:
+        model = stack.model_url if stack.uses_scripted_model else "OpenAI (OPENAI_API_KEY is set)"
+        print(f"gateway  {stack.gateway_url}  (POST /twilio/voice, /twilio/status)")
+        print(f"bridge   {stack.bridge_url}  (WS /media-stream, GET /health, GET /calls)")
+        print(f"model    {model}")
+        print(f"dynamodb {stack.dynamodb_url}  (moto)")
+        print(f"logs     {stack.log_dir}")
+        print("place a call: python -m local.call_simulator --gateway", stack.gateway_url, "--to +15550100")
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        signal.sigwait(stop_signals)
+
+
+if __name__ == "__main__":
+    main()
