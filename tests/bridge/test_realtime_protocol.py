@@ -1,0 +1,52 @@
+"""OpenAI Realtime GA client events built from an agent."""
+
+import json
+
+from bridge import realtime_protocol as realtime
+from voiceline.models import Agent
+
+
+def _agent(**overrides: object) -> Agent:
+    fields = {"tenant_id": "t1", "name": "Ava", "instructions": "Be kind", "greeting": "Hello",
+              "voice": "cedar", "speed": 1.1, "language": "en-GB", "noise_reduction": "far_field",
+              "turn_detection": {"type": "semantic_vad", "eagerness": "low"}}
+    fields.update(overrides)
+    return Agent("a1", **fields)
+
+
+def test_session_update_is_ga_shaped_with_pcmu_both_ways() -> None:
+    session = realtime.session_update(_agent(), "Be kind to +1555")["session"]
+    assert session["type"] == "realtime"
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert session["audio"]["output"] == {"format": {"type": "audio/pcmu"}, "voice": "cedar", "speed": 1.1}
+    assert session["audio"]["input"]["turn_detection"] == {"type": "semantic_vad", "eagerness": "low"}
+    assert session["audio"]["input"]["noise_reduction"] == {"type": "far_field"}
+    assert session["audio"]["input"]["transcription"]["language"] == "en"
+    assert session["instructions"] == "Be kind to +1555"
+    beta_only = {"modalities", "input_audio_format", "output_audio_format", "voice", "temperature",
+                 "turn_detection", "input_audio_transcription"}
+    assert not beta_only & session.keys()
+
+
+def test_no_noise_reduction_is_sent_as_null() -> None:
+    session = realtime.session_update(_agent(noise_reduction=None), "x")["session"]
+    assert session["audio"]["input"]["noise_reduction"] is None
+
+
+def test_appended_audio_carries_the_payload_verbatim() -> None:
+    assert json.loads(realtime.append_audio("AAEC/w==")) == {"type": "input_audio_buffer.append", "audio": "AAEC/w=="}
+
+
+def test_barge_in_cancels_only_an_active_response() -> None:
+    active = [json.loads(m) for m in realtime.barge_in("item_1", 420, response_active=True)]
+    assert active == [{"type": "response.cancel"},
+                      {"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0,
+                       "audio_end_ms": 420}]
+    idle = [json.loads(m)["type"] for m in realtime.barge_in("item_1", 420, response_active=False)]
+    assert idle == ["conversation.item.truncate"]
+
+
+def test_greeting_asks_the_model_to_speak_first() -> None:
+    event = realtime.greeting("Thanks for calling")
+    assert event["type"] == "response.create"
+    assert "Thanks for calling" in event["response"]["instructions"]
