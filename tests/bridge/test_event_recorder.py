@@ -1,0 +1,44 @@
+"""CallEventRecorder: batches off the relay path, and nothing lost when DynamoDB fails for a while."""
+
+import time
+
+from bridge.event_recorder import MAX_BUFFERED, CallEventRecorder
+from voiceline.calls import list_events
+from voiceline.models import CallEvent
+
+
+async def test_events_are_written_in_order_on_close(dynamodb: None) -> None:
+    recorder = CallEventRecorder("CA1", time.monotonic(), interval_s=60)
+    recorder.start()
+    recorder.record("transcript", role="caller", text="hello")
+    recorder.record("transcript", role="agent", text="hi there")
+    await recorder.close()
+    events = list_events("CA1")
+    assert [(e.seq, e.role, e.text) for e in events] == [(1, "caller", "hello"), (2, "agent", "hi there")]
+
+
+async def test_a_dynamodb_outage_keeps_events_buffered_until_it_recovers(dynamodb: None) -> None:
+    CallEvent.delete_table()  # every write now fails with ResourceNotFoundException
+    recorder = CallEventRecorder("CA2", time.monotonic(), interval_s=60)
+    recorder.record("transcript", role="caller", text="first")
+    assert await recorder._flush() is False
+    recorder.record("transcript", role="caller", text="second")
+    CallEvent.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+    await recorder.close()
+    assert [e.text for e in list_events("CA2")] == ["first", "second"]
+    assert recorder.dropped == 0
+
+
+async def test_close_gives_up_at_its_deadline_and_counts_what_was_lost(dynamodb: None) -> None:
+    CallEvent.delete_table()
+    recorder = CallEventRecorder("CA3", time.monotonic(), interval_s=60)
+    recorder.record("error", data={"message": "x"})
+    await recorder.close(deadline_s=0.3)
+    assert recorder.dropped == 1
+
+
+def test_the_buffer_is_bounded(dynamodb: None) -> None:
+    recorder = CallEventRecorder("CA4", time.monotonic(), interval_s=60)
+    for n in range(MAX_BUFFERED + 5):
+        recorder.record("transcript", text=str(n))
+    assert recorder.dropped == 5
