@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from local.dynamo import create_tables
-from voiceline.models import Agent, PhoneNumber
-
 DEMO_TENANT = "tenant-demo"
 DEMO_AGENT = "agent-demo"
 DEMO_NUMBER = "+15550100"
@@ -18,6 +15,10 @@ DEMO_INSTRUCTIONS = (
 
 
 def seed() -> None:
+    # Imported here: the models read table names from the environment, which the stack sets for us.
+    from local.dynamo import create_tables
+    from voiceline.models import Agent, PhoneNumber
+
     create_tables()
     Agent(DEMO_AGENT, tenant_id=DEMO_TENANT, name="Ava", business_name="Bright Plumbing",
           language="en", timezone="America/New_York", instructions=DEMO_INSTRUCTIONS,

@@ -1,0 +1,31 @@
+"""CLI: python -m local.scripted_model --host 127.0.0.1 --port 8090 --conversation local/conversations/demo.json"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from local.environment import MODEL_PORT
+from local.scripted_model.server import serve
+
+DEFAULT_CONVERSATION = Path(__file__).resolve().parent.parent / "conversations" / "demo.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.scripted_model",
+                                     description="Scripted stand-in for the OpenAI Realtime API (GA).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=MODEL_PORT)
+    parser.add_argument("--conversation", type=Path, default=DEFAULT_CONVERSATION)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per health check is noise
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, args.conversation))
+
+
+if __name__ == "__main__":
+    main()

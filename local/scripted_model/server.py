@@ -1,0 +1,107 @@
+"""The scripted model's socket: `/v1/realtime` WebSocket sessions, plus `/health` and `/sessions` over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as serve_websockets
+from websockets.http11 import Request, Response
+
+from local.scripted_model.conversation import Script, load_script
+from local.scripted_model.session import RealtimeSession
+
+log = logging.getLogger(__name__)
+
+REALTIME_PATH = "/v1/realtime"
+DEFAULT_MODEL = "gpt-realtime"
+DEFAULT_PACE_S = 0.025  # one 100 ms chunk every 25 ms: four times faster than a phone plays it
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # the API takes audio appends of up to 15 MiB
+
+
+def _json_response(connection: ServerConnection, status: HTTPStatus, body: object) -> Response:
+    response = connection.respond(status, json.dumps(body))
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+class ScriptedModelServer:
+    """A local stand-in for the OpenAI Realtime API (GA protocol) that plays a conversation script.
+
+    Use as `async with ScriptedModelServer(script, port=0) as server:` and connect to `server.url`.
+    Every session ever opened stays in `sessions`, in order, for tests to inspect.
+    """
+
+    def __init__(self, script: Script, host: str = "127.0.0.1", port: int = 0,
+                 pace_s: float = DEFAULT_PACE_S) -> None:
+        self.script = script
+        self.host = host
+        self._requested_port = port
+        self._pace_s = pace_s
+        self.sessions: list[RealtimeSession] = []
+        self._server: Server | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the scripted model is not listening")
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """The base URL a client appends `?model=…` to, as with `wss://api.openai.com/v1/realtime`."""
+        return f"ws://{self.host}:{self.port}{REALTIME_PATH}"
+
+    async def start(self) -> None:
+        self._server = await serve_websockets(self._run_session, self.host, self._requested_port,
+                                   process_request=self._route, max_size=MAX_EVENT_BYTES)
+        log.info("scripted realtime model listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> ScriptedModelServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.stop()
+
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Plain HTTP routes, and the checks the API makes before it upgrades to a WebSocket."""
+        path = urlsplit(request.path).path
+        if path == "/health":
+            return _json_response(connection, HTTPStatus.OK, {"status": "ok"})
+        if path == "/sessions":
+            return _json_response(connection, HTTPStatus.OK, [s.record.to_json() for s in self.sessions])
+        if path != REALTIME_PATH:
+            return _json_response(connection, HTTPStatus.NOT_FOUND, {"error": {"message": f"No route {path}"}})
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not key.strip():
+            return _json_response(connection, HTTPStatus.UNAUTHORIZED, {"error": {
+                "type": "invalid_request_error", "code": "missing_api_key",
+                "message": "You didn't provide an API key. Provide it in an Authorization header (Bearer)."}})
+        return None
+
+    async def _run_session(self, connection: ServerConnection) -> None:
+        query = urlsplit(connection.request.path).query if connection.request else ""
+        model = parse_qs(query).get("model", [DEFAULT_MODEL])[0]
+        session = RealtimeSession(connection, self.script, model, self._pace_s)
+        self.sessions.append(session)
+        await session.run()
+
+
+async def serve(host: str, port: int, conversation_path: Path) -> None:
+    """Run the scripted model until cancelled (the CLI's entry point)."""
+    async with ScriptedModelServer(load_script(conversation_path), host, port):
+        await asyncio.Future()

@@ -1,0 +1,250 @@
+"""One Realtime WebSocket session: GA client events in, GA server events out, all state on this object."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from local.scripted_model import events
+from local.scripted_model.context import ContextItem, ConversationContext
+from local.scripted_model.conversation import Script, ScriptCursor
+from local.scripted_model.input_buffer import InputAudioBuffer
+from local.scripted_model.record import SessionRecord
+from local.scripted_model.responses import SpokenResponse
+from local.scripted_model.schema import CLIENT_EVENTS, default_session, merged_session
+from local.scripted_model.vad import SpeechEvent
+from local.scripted_model.validation import ProtocolError
+
+log = logging.getLogger(__name__)
+
+MIN_COMMIT_MS = 100  # the API refuses to commit less
+
+
+class RealtimeSession:
+    def __init__(self, connection: ServerConnection, script: Script, model: str, pace_s: float) -> None:
+        self.record = SessionRecord(events.new_id("sess"), model)
+        self._connection = connection
+        self._config = default_session(self.record.id, model)
+        self.record.session = self._config
+        self._input = InputAudioBuffer(self._config["audio"]["input"])
+        self._context = ConversationContext()
+        self._cursor = ScriptCursor(script)
+        self._pace_s = pace_s
+        self._response: SpokenResponse | None = None
+        self._response_task: asyncio.Task[None] | None = None
+        self._speech_item_id: str | None = None
+        self._speech_started_ms = 0
+
+    async def run(self) -> None:
+        """Serve the connection until the client goes; never closes it over a bad event."""
+        await self.send({"type": "session.created", "session": self._config})
+        try:
+            async for message in self._connection:
+                await self._receive(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.record.closed = True
+            if self._response_task is not None:
+                self._response_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._response_task
+
+    async def send(self, event: dict[str, Any]) -> None:
+        event = {"event_id": events.new_id("event"), **event}
+        if event["type"] == "error":
+            self.record.errors_sent.append({"code": event["error"]["code"], "message": event["error"]["message"]})
+        with contextlib.suppress(ConnectionClosed):  # the run loop sees the close and ends the session
+            await self._connection.send(json.dumps(event))
+
+    async def _receive(self, message: str | bytes) -> None:
+        client_event_id = None
+        try:
+            event = _parse(message)
+            client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+            self.record.event_counts[event["type"]] += 1
+            check = CLIENT_EVENTS.get(event["type"])
+            if check is None:
+                supported = ", ".join(f"'{name}'" for name in CLIENT_EVENTS)
+                raise ProtocolError("invalid_value",
+                                    f"Invalid value: '{event['type']}'. Supported values are: {supported}.", "type")
+            check(event, "")
+            await HANDLERS[event["type"]](self, event)
+        except ProtocolError as problem:
+            await self.send(events.error(problem, client_event_id))
+        except Exception:  # a stand-in bug must not look like a closed socket to the client under test
+            log.exception("scripted model failed on a client event")
+            await self.send(events.error(ProtocolError("server_error", "The server had an error.",
+                                                            error_type="server_error"), client_event_id))
+
+    async def _on_session_update(self, event: dict[str, Any]) -> None:
+        voice = event["session"].get("audio", {}).get("output", {}).get("voice")
+        if voice is not None and voice != self._config["audio"]["output"]["voice"] and self.record.responses:
+            raise ProtocolError("cannot_update_voice",
+                                "Cannot update a conversation's voice if assistant audio is present.",
+                                "session.audio.output.voice")
+        self._config = merged_session(self._config, event["session"])
+        self.record.session = self._config
+        self._input.configure(self._config["audio"]["input"])
+        await self.send({"type": "session.updated", "session": self._config})
+
+    async def _on_append(self, event: dict[str, Any]) -> None:
+        try:
+            audio = base64.b64decode(event["audio"], validate=True)
+        except binascii.Error:
+            raise ProtocolError("invalid_value", "Invalid 'audio'. Expected base64-encoded audio bytes.",
+                                "audio") from None
+        self.record.note_input_audio(audio)
+        for speech in self._input.append(audio):
+            await self._on_speech(speech)
+
+    async def _on_speech(self, speech: SpeechEvent) -> None:
+        detection = self._config["audio"]["input"]["turn_detection"]
+        if speech.kind == "started":
+            self._speech_item_id = events.new_id("item")
+            self._speech_started_ms = speech.audio_ms
+            await self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": speech.audio_ms,
+                             "item_id": self._speech_item_id})
+            if detection["interrupt_response"] and self._response is not None and self._response.cancellable:
+                self._response.cancel("turn_detected")
+            return
+        item_id = self._speech_item_id or events.new_id("item")
+        await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": speech.audio_ms,
+                         "item_id": item_id})
+        await self._commit(item_id, speech.audio_ms - self._speech_started_ms)
+        if detection["create_response"] and not self._responding:
+            self._respond()
+
+    async def _on_commit(self, event: dict[str, Any]) -> None:
+        buffered_ms = self._input.uncommitted_ms
+        if buffered_ms < MIN_COMMIT_MS:
+            raise ProtocolError("input_audio_buffer_commit_empty",
+                                "Error committing input audio buffer: buffer too small. Expected at least "
+                                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {buffered_ms:.2f}ms of audio.")
+        await self._commit(self._speech_item_id or events.new_id("item"), buffered_ms)
+
+    async def _commit(self, item_id: str, audio_ms: int) -> None:
+        """Turn the buffered caller audio into a user item; transcribe it from the script if asked to."""
+        self._speech_item_id = None
+        self._input.take()
+        previous_item_id = self._context.last_item_id
+        self._context.add(ContextItem(item_id, "user", audio_ms=audio_ms))
+        transcript = self._cursor.hear_caller()
+        await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous_item_id,
+                         "item_id": item_id})
+        item = events.user_audio_item(item_id, None)
+        for kind in ("conversation.item.added", "conversation.item.done"):
+            await self.send({"type": kind, "previous_item_id": previous_item_id, "item": item})
+        if self._config["audio"]["input"]["transcription"] is not None:
+            await self.send({"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
+                             "content_index": 0, "transcript": transcript,
+                             "usage": {"type": "duration", "seconds": audio_ms / 1000}})
+
+    async def _on_clear(self, event: dict[str, Any]) -> None:
+        self._input.take()
+        await self.send({"type": "input_audio_buffer.cleared"})
+
+    @property
+    def _responding(self) -> bool:
+        return self._response is not None and not self._response.finished
+
+    async def _on_response_create(self, event: dict[str, Any]) -> None:
+        if self._response is not None and self._responding:
+            raise ProtocolError("conversation_already_has_active_response",
+                                f"Conversation already has an active response in progress: {self._response.id}. "
+                                "Wait until the response is finished before creating a new one.")
+        self._respond(event.get("response", {}).get("instructions", ""))
+
+    def _respond(self, instructions: str = "") -> None:
+        """Start speaking the next scripted line; its events flow from their own task."""
+        text_chars, audio_ms = self._context.totals()
+        input_totals = (text_chars + len(self._config["instructions"]) + len(instructions), audio_ms)
+        item = ContextItem(events.new_id("item"), "assistant")
+        previous_item_id = self._context.last_item_id
+        self._context.add(item)
+        self._response = SpokenResponse(self._cursor.next_reply(), item, previous_item_id, self._config,
+                                        input_totals, self.send, self._pace_s)
+        self._response_task = asyncio.create_task(self._response.play())
+        self.record.responses += 1
+
+    async def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        self.record.cancels += 1
+        response = self._response
+        if response is None or not response.cancellable or event.get("response_id", response.id) != response.id:
+            raise ProtocolError("response_cancel_not_active", "Cancellation failed: no active response found")
+        response.cancel("client_cancelled")
+
+    async def _on_item_create(self, event: dict[str, Any]) -> None:
+        item = event["item"]
+        item_id = item.get("id") or events.new_id("item")
+        if self._context.get(item_id) is not None:
+            raise ProtocolError("invalid_value", f"Item with id '{item_id}' already exists.", "item.id")
+        previous_item_id = event.get("previous_item_id")
+        if previous_item_id not in (None, "root") and self._context.get(previous_item_id) is None:
+            raise ProtocolError("invalid_value", f"Previous item with id '{previous_item_id}' not found.",
+                                "previous_item_id")
+        last_item_id = self._context.last_item_id
+        self._context.add(ContextItem(item_id, item.get("role", "tool"), text=_item_text(item)))
+        stored = {"object": "realtime.item", "status": "completed", **item, "id": item_id}
+        for kind in ("conversation.item.added", "conversation.item.done"):
+            await self.send({"type": kind, "previous_item_id": last_item_id, "item": stored})
+
+    async def _on_truncate(self, event: dict[str, Any]) -> None:
+        item_id, audio_end_ms = event["item_id"], event["audio_end_ms"]
+        item = self._context.get(item_id)
+        if item is None:
+            raise ProtocolError("invalid_value", f"Item with item_id not found: {item_id}", "item_id")
+        if not item.is_model_audio or event["content_index"] != 0:
+            raise ProtocolError("invalid_value", "Only model output audio messages can be truncated", "item_id")
+        # OpenAI rejects audio_end_ms beyond the generated audio; clients must cap it.
+        if audio_end_ms > item.audio_ms:
+            raise ProtocolError("invalid_value",
+                                f"Audio content of {item.audio_ms}ms is already shorter than {audio_end_ms}ms",
+                                "audio_end_ms")
+        item.truncated_at_ms = audio_end_ms
+        self.record.truncates.append({"item_id": item_id, "audio_end_ms": audio_end_ms,
+                                      "generated_ms": item.audio_ms})
+        await self.send({"type": "conversation.item.truncated", "item_id": item_id, "content_index": 0,
+                         "audio_end_ms": audio_end_ms})
+
+
+def _parse(message: str | bytes) -> dict[str, Any]:
+    if isinstance(message, bytes):
+        raise ProtocolError("invalid_event", "Binary frames are not supported; send JSON text events.")
+    try:
+        event = json.loads(message)
+    except json.JSONDecodeError:
+        raise ProtocolError("invalid_json", "The event is not valid JSON.") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise ProtocolError("missing_required_parameter", "Missing required parameter: 'type'.", "type")
+    return event
+
+
+def _item_text(item: dict[str, Any]) -> str:
+    """The text an item adds to the model's input, for the usage estimate."""
+    if item["type"] == "function_call":
+        return item["arguments"]
+    if item["type"] == "function_call_output":
+        return item["output"]
+    return " ".join(part.get("text") or part.get("transcript") or "" for part in item["content"])
+
+
+HANDLERS: dict[str, Callable[[RealtimeSession, dict[str, Any]], Awaitable[None]]] = {
+    "session.update": RealtimeSession._on_session_update,
+    "input_audio_buffer.append": RealtimeSession._on_append,
+    "input_audio_buffer.commit": RealtimeSession._on_commit,
+    "input_audio_buffer.clear": RealtimeSession._on_clear,
+    "response.create": RealtimeSession._on_response_create,
+    "response.cancel": RealtimeSession._on_response_cancel,
+    "conversation.item.create": RealtimeSession._on_item_create,
+    "conversation.item.truncate": RealtimeSession._on_truncate,
+}
