@@ -108,10 +108,10 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        for process in self._processes.values():
+        """Stop in reverse order of start, so the bridge can still flush to DynamoDB as it goes."""
+        for name, process in reversed(self._processes.items()):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for name, process in self._processes.items():
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:

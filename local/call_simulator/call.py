@@ -1,0 +1,71 @@
+"""Placing one simulated call: the voice webhook, the TwiML, the media stream, the status callback."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import httpx
+
+from local.call_simulator.caller_script import CallerLine, load_caller_script
+from local.call_simulator.config import CallConfig
+from local.call_simulator.media_stream import MediaStreamLeg
+from local.call_simulator.report import CallReport
+from local.call_simulator.sids import new_sid
+from local.call_simulator.turn_taking import CallerTurnTaking
+from local.call_simulator.twiml import InvalidTwiML, parse_twiml
+from local.call_simulator.wav import StereoRecording
+from local.call_simulator.webhooks import (
+    STATUS_PATH,
+    VOICE_PATH,
+    TwilioWebhooks,
+    status_parameters,
+    voice_parameters,
+)
+
+
+async def place_call(config: CallConfig) -> CallReport:
+    """Call the gateway as Twilio would for one inbound call, and report what happened.
+
+    A gateway that cannot be reached raises httpx.HTTPError: there is no call to report on.
+    """
+    lines = load_caller_script(config.conversation, config.audio_dir)  # a bad script fails before dialling
+    report = CallReport(call_sid=config.call_sid or new_sid("CA"))
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=config.http_timeout_s) as http:
+        webhooks = TwilioWebhooks(http, config.gateway_url, config.auth_token)
+        voice = await webhooks.post(VOICE_PATH, voice_parameters(report.call_sid, config))
+        report.voice_webhook_code, report.twiml = voice.status_code, voice.text
+        if voice.is_success:
+            await _answer(config, report, lines)
+        else:
+            report.outcome, report.error = "failed", f"voice webhook answered HTTP {voice.status_code}"
+        report.duration_s = round(time.monotonic() - started, 3)
+        duration_s = math.ceil(report.duration_s)
+        status = await webhooks.post(STATUS_PATH, status_parameters(report.call_sid, config, duration_s))
+        report.status_callback_code = status.status_code
+    return report
+
+
+async def _answer(config: CallConfig, report: CallReport, lines: list[CallerLine]) -> None:
+    """Follow the TwiML: hear the <Say>, then stream the conversation or hang up."""
+    try:
+        answer = parse_twiml(report.twiml)
+    except InvalidTwiML as error:
+        report.outcome, report.error = "failed", str(error)
+        return
+    report.spoken_text = answer.spoken_text
+    if answer.spoken_text:
+        config.on_line(f"agent (TwiML <Say>): {answer.spoken_text}")
+    if answer.stream is None:
+        report.outcome = "rejected"
+        return
+    report.stream_url, report.stream_parameters = answer.stream.url, dict(answer.stream.parameters)
+    caller = CallerTurnTaking(lines, config.on_line, config.agent_quiet_ms)
+    report.greeting, report.turns = caller.greeting, caller.turns
+    recording = StereoRecording()
+    await MediaStreamLeg(config, answer.stream, report, caller, recording).run()
+    if config.wav_path is not None and recording.samples:
+        await asyncio.to_thread(recording.write, config.wav_path)
+        report.wav_path = config.wav_path

@@ -1,0 +1,33 @@
+"""Everything one simulated call needs: where to call, who calls, what the caller says."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from local.environment import DEFAULTS
+
+LOCAL_DIR = Path(__file__).resolve().parent.parent
+DEMO_CONVERSATION = LOCAL_DIR / "conversations" / "demo.json"
+DEFAULT_AUDIO_DIR = LOCAL_DIR / "audio"
+
+
+@dataclass
+class CallConfig:
+    gateway_url: str  # e.g. http://127.0.0.1:3000; webhooks go to /twilio/voice and /twilio/status
+    to_number: str
+    from_number: str
+    call_sid: str | None = None  # chosen by Twilio; set it to follow the call while it runs
+    conversation: Path = DEMO_CONVERSATION
+    audio_dir: Path = DEFAULT_AUDIO_DIR
+    account_sid: str = DEFAULTS["TWILIO_ACCOUNT_SID"]
+    auth_token: str = DEFAULTS["TWILIO_AUTH_TOKEN"]
+    wav_path: Path | None = None
+    # Raw WebSocket messages (text or binary) sent once the greeting has played, between media frames.
+    malformed_frames: list[str | bytes] = field(default_factory=list)
+    on_line: Callable[[str], None] = print  # the live transcript
+    max_call_seconds: float = 120.0
+    agent_quiet_ms: int = 600  # silence after which the agent counts as done speaking
+    http_timeout_s: float = 10.0
+    stream_timeout_s: float = 10.0  # WebSocket opening and closing handshakes
