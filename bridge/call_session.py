@@ -178,7 +178,11 @@ class CallSession:
         tasks = [asyncio.create_task(coroutine) for coroutine in
                  (self._twilio_pump(), self._model_pump(), self._watch_limits(), self._ending.wait())]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error("call task failed", call_sid=self.call_sid, exc_info=task.exception())
+                    self.end("bridge_error")
         finally:
             for task in tasks:
                 task.cancel()
@@ -234,6 +238,8 @@ class CallSession:
                     await handler(self, frame)
             except twilio.MalformedFrame as error:
                 self._skip_frame(error)
+            except Exception:  # one bad frame must never end a live call
+                logger.exception("Twilio frame handler failed", call_sid=self.call_sid)
             if self._ending.is_set():
                 return
 
@@ -270,7 +276,10 @@ class CallSession:
                 if handler is None:
                     self.model_events_ignored += 1
                     continue
-                await handler(self, event)
+                try:
+                    await handler(self, event)
+                except Exception:  # one odd model event must never end a live call
+                    logger.exception("model event handler failed", call_sid=self.call_sid, type=event.get("type"))
                 if self._ending.is_set():
                     return
         except ConnectionClosed:
@@ -339,7 +348,7 @@ class CallSession:
     async def _on_model_error(self, event: dict[str, Any]) -> None:
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
         logger.warning("OpenAI error event", call_sid=self.call_sid, code=error.get("code"),
-                       message=error.get("message"))
+                       error_message=error.get("message"))
         self._record("error", data={"source": "openai", "code": error.get("code"),
                                     "message": error.get("message"), "param": error.get("param")})
 

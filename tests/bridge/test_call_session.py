@@ -1,0 +1,212 @@
+"""The bridge in-process over real sockets: limits, model failures and odd model events end or spare a call.
+
+The bridge runs under uvicorn on 127.0.0.1, DynamoDB is moto in-process, and the model is either
+the scripted model or a small hand-written Realtime peer that misbehaves on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from local.scripted_model import ScriptedModelServer, load_script
+from local.stack import DEMO_CONVERSATION
+from tests.conftest import TwilioSigner
+from voiceline import calls, stream_token
+from voiceline.models import Agent
+
+TENANT, AGENT = "tenant-a", "agent-a"
+SILENCE_FRAME = base64.b64encode(b"\xff" * 160).decode()
+
+
+def _seed(call_sid: str, **agent_fields: Any) -> None:
+    fields = {"tenant_id": TENANT, "name": "Ava", "business_name": "Acme", "instructions": "Help {caller_number}",
+              "greeting": "Hello from {business_name}", "max_duration_s": 60, "silence_timeout_s": 60}
+    fields.update(agent_fields)
+    Agent(AGENT, **fields).save()
+    calls.create_call(call_sid, TENANT, AGENT, "+15551230000", "+15550100")
+
+
+@asynccontextmanager
+async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The real bridge app under uvicorn on a free port; yields its media-stream URL."""
+    monkeypatch.setenv("OPENAI_REALTIME_URL", openai_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("EVENT_FLUSH_INTERVAL_S", "0.05")
+    from bridge.app import app
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}/media-stream"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class TwilioLeg:
+    """Just enough of Twilio: a signed socket, `start`, real-time silence, and marks echoed at once."""
+
+    def __init__(self, socket: ClientConnection, call_sid: str) -> None:
+        self.socket = socket
+        self.call_sid = call_sid
+        self.received: list[dict[str, Any]] = []
+        self.first_media = asyncio.Event()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, signer: TwilioSigner, call_sid: str,
+                   agent_id: str = AGENT, tenant_id: str = TENANT) -> AsyncIterator[TwilioLeg]:
+        token = stream_token.issue(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, agent_id, tenant_id)
+        async with connect(url, additional_headers={"X-Twilio-Signature": signer.sign(url)}) as socket:
+            leg = cls(socket, call_sid)
+            await socket.send(json.dumps({"event": "start", "streamSid": "MZ1", "start": {
+                "streamSid": "MZ1", "callSid": call_sid, "accountSid": "AC1",
+                "customParameters": {"callSid": call_sid, "agentId": agent_id, "streamToken": token}}}))
+            yield leg
+
+    async def run_until_closed(self, timeout_s: float) -> int | None:
+        """Send silence every 20 ms and listen, until the bridge closes the socket."""
+        sender = asyncio.create_task(self._send_silence())
+        try:
+            await asyncio.wait_for(self._listen(), timeout_s)
+        finally:
+            sender.cancel()
+        return self.socket.close_code
+
+    async def _send_silence(self) -> None:
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await self.socket.send(json.dumps({"event": "media", "media": {"payload": SILENCE_FRAME}}))
+                await asyncio.sleep(0.02)
+
+    async def _listen(self) -> None:
+        try:
+            async for raw in self.socket:
+                message = json.loads(raw)
+                self.received.append(message)
+                if message["event"] == "media":
+                    self.first_media.set()
+                elif message["event"] == "mark":
+                    await self.socket.send(json.dumps({"event": "mark", "mark": message["mark"]}))
+        except ConnectionClosed:
+            pass
+
+
+async def _ended(call_sid: str) -> Any:
+    """The finalised Call; the bridge writes it before the uvicorn task completes its connection."""
+    for _ in range(200):
+        call = await asyncio.to_thread(calls.get_call, call_sid)
+        if call.end_reason:
+            return call
+        await asyncio.sleep(0.02)
+    raise AssertionError("call never finalised")
+
+
+@pytest.fixture
+async def scripted_model() -> AsyncIterator[ScriptedModelServer]:
+    async with ScriptedModelServer(load_script(DEMO_CONVERSATION), port=0) as server:
+        yield server
+
+
+async def test_silence_timeout_ends_the_call(dynamodb: None, scripted_model: ScriptedModelServer,
+                                             monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    _seed("CA100", silence_timeout_s=1)
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA100") as leg:
+        assert await leg.run_until_closed(timeout_s=15) == 1000
+    call = await _ended("CA100")
+    assert call.end_reason == "silence_timeout"
+    assert leg.first_media.is_set()  # the greeting played first; only then did the silence count
+    assert call.greeting_latency_ms is not None
+
+
+async def test_max_duration_ends_the_call(dynamodb: None, scripted_model: ScriptedModelServer,
+                                          monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    _seed("CA101", max_duration_s=1.5)
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA101") as leg:
+        assert await leg.run_until_closed(timeout_s=10) == 1000
+    call = await _ended("CA101")
+    assert call.end_reason == "max_duration"
+    assert 1.4 < call.duration_s < 5
+
+
+async def test_openai_unreachable_ends_the_call_with_its_reason(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    _seed("CA102")
+    async with running_bridge("ws://127.0.0.1:9/v1/realtime", monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA102") as leg:
+        await leg.run_until_closed(timeout_s=10)
+    call = await _ended("CA102")
+    assert call.end_reason == "openai_connect_failed"
+    [error] = [e for e in calls.list_events("CA102") if e.kind == "error"]
+    assert "connect failed" in error.data["message"]
+
+
+async def test_a_token_for_another_tenants_agent_gets_no_model_connection(
+        dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    _seed("CA103")
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA103", tenant_id="tenant-b") as leg:
+        assert await leg.run_until_closed(timeout_s=10) == 1011
+    assert scripted_model.sessions == []
+    assert (await _ended("CA103")).end_reason == "agent_unavailable"
+
+
+ModelScript = Callable[[ServerConnection], Awaitable[None]]
+
+
+@asynccontextmanager
+async def realtime_peer(script: ModelScript) -> AsyncIterator[str]:
+    """A hand-written Realtime server that follows `script` once the session is configured."""
+
+    async def handle(socket: ServerConnection) -> None:
+        async for raw in socket:
+            if json.loads(raw)["type"] == "response.create":
+                await script(socket)
+
+    async with serve(handle, "127.0.0.1", 0) as server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime"
+
+
+async def _odd_but_survivable(socket: ServerConnection) -> None:
+    await socket.send(json.dumps({"type": "session.brand_new_event", "payload": 1}))
+    await socket.send("{ not json")
+    await socket.send(json.dumps(["not", "an", "object"]))
+    await socket.send(json.dumps({"type": "error", "error": {"type": "invalid_request_error",
+                                                             "code": "something_odd", "message": "odd"}}))
+    await socket.send(json.dumps({"type": "response.output_audio.delta", "response_id": "r1", "item_id": "i1",
+                                  "delta": base64.b64encode(b"\x10" * 800).decode()}))
+
+
+async def test_unknown_and_error_model_events_do_not_end_the_call(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    _seed("CA104")
+    async with realtime_peer(_odd_but_survivable) as model_url, running_bridge(model_url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA104") as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=10))
+        await asyncio.wait_for(leg.first_media.wait(), 5)  # audio after the odd events still got through
+        await leg.socket.send(json.dumps({"event": "stop", "stop": {"callSid": "CA104"}}))
+        await listening
+    call = await _ended("CA104")
+    assert call.end_reason == "caller_hung_up"
+    [error] = [e for e in calls.list_events("CA104") if e.kind == "error"]
+    assert error.data["code"] == "something_odd"
+    [ended] = [e for e in calls.list_events("CA104") if e.kind == "call_ended"]
+    assert ended.data["model_events_ignored"] == 3
