@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from voiceline.models import Agent
@@ -13,8 +15,17 @@ def append_audio(payload: str) -> str:
     return '{"type":"input_audio_buffer.append","audio":"%s"}' % payload  # noqa: UP031 (no escaping needed)
 
 
-def session_update(agent: Agent, instructions: str) -> dict[str, Any]:
-    """The GA session: μ-law in and out (no resampling), the agent's voice, turn taking and prompt."""
+@dataclass(frozen=True)
+class FunctionCall:
+    """A completed function_call item the model wants us to run."""
+
+    call_id: str
+    name: str
+    arguments: str  # the model's raw JSON text, validated by whoever runs the tool
+
+
+def session_update(agent: Agent, instructions: str, tools: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The GA session: μ-law in and out (no resampling), the agent's voice, turn taking, prompt and tools."""
     audio_input: dict[str, Any] = {
         "format": {"type": "audio/pcmu"},
         "transcription": {"model": agent.transcription_model, "language": agent.language.split("-")[0]},
@@ -32,14 +43,38 @@ def session_update(agent: Agent, instructions: str) -> dict[str, Any]:
                 "input": audio_input,
                 "output": {"format": {"type": "audio/pcmu"}, "voice": agent.voice, "speed": float(agent.speed)},
             },
+            "tools": list(tools),
+            "tool_choice": "auto",
         },
     }
 
 
 def greeting(text: str) -> dict[str, Any]:
     """Make the agent speak first, with the agent's own greeting."""
-    return {"type": "response.create",
-            "response": {"instructions": f"Greet the caller now. Say exactly: {text}"}}
+    return response_create(f"Greet the caller now. Say exactly: {text}")
+
+
+def response_create(instructions: str | None = None) -> dict[str, Any]:
+    """Ask for the next response; `instructions` steer only this one (the session prompt stays cached)."""
+    if instructions is None:
+        return {"type": "response.create"}
+    return {"type": "response.create", "response": {"instructions": instructions}}
+
+
+def function_calls(response: Any) -> list[FunctionCall]:
+    """The completed function calls in a `response.done` payload, in order."""
+    output = response.get("output") if isinstance(response, dict) else None
+    calls = []
+    for item in output if isinstance(output, list) else []:
+        if (isinstance(item, dict) and item.get("type") == "function_call" and item.get("status") == "completed"
+                and isinstance(item.get("call_id"), str) and isinstance(item.get("name"), str)):
+            calls.append(FunctionCall(item["call_id"], item["name"], str(item.get("arguments") or "{}")))
+    return calls
+
+
+def function_call_output(call_id: str, output: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": call_id, "output": json.dumps(output)}}
 
 
 def barge_in(item_id: str | None, audio_end_ms: int, response_active: bool) -> list[str]:

@@ -50,3 +50,29 @@ def test_greeting_asks_the_model_to_speak_first() -> None:
     event = realtime.greeting("Thanks for calling")
     assert event["type"] == "response.create"
     assert "Thanks for calling" in event["response"]["instructions"]
+
+
+def test_function_calls_are_read_from_a_completed_response_in_order() -> None:
+    response = {"status": "completed", "output": [
+        {"type": "message", "id": "m1"},
+        {"type": "function_call", "status": "completed", "call_id": "c1", "name": "get_pricing",
+         "arguments": '{"service": "tap repair"}'},
+        {"type": "function_call", "status": "in_progress", "call_id": "c2", "name": "half_done"},
+        {"type": "function_call", "status": "completed", "call_id": "c3", "name": "lookup_customer"},
+        "garbage",
+    ]}
+    calls = realtime.function_calls(response)
+    assert [(c.call_id, c.name, c.arguments) for c in calls] == [
+        ("c1", "get_pricing", '{"service": "tap repair"}'), ("c3", "lookup_customer", "{}")]
+    assert realtime.function_calls(None) == [] and realtime.function_calls({"output": "x"}) == []
+
+
+def test_function_call_output_is_a_conversation_item_with_json_text() -> None:
+    event = realtime.function_call_output("c1", {"price": 90})
+    assert event["item"] == {"type": "function_call_output", "call_id": "c1", "output": '{"price": 90}'}
+
+
+def test_session_update_carries_the_agents_tools() -> None:
+    tool = {"type": "function", "name": "get_pricing", "description": "d", "parameters": {"type": "object"}}
+    session = realtime.session_update(_agent(), "x", [tool])["session"]
+    assert session["tools"] == [tool] and session["tool_choice"] == "auto"
