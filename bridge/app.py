@@ -12,24 +12,36 @@ from fastapi import FastAPI, WebSocket
 from bridge.agent_cache import AgentCache
 from bridge.call_session import WS_POLICY_VIOLATION, CallSession
 from bridge.settings import BridgeSettings
+from bridge.tool_invoker import ToolInvoker
+from bridge.twilio_calls import TwilioCalls
 from voiceline.twilio_signature import is_valid, public_url
 
 logger = Logger(service="voiceline-bridge")
 
 
 class Bridge:
-    """Process-wide state: settings, the agent cache and the calls in progress."""
+    """Process-wide state: settings, the clients every call shares, and the calls in progress."""
 
     def __init__(self, settings: BridgeSettings) -> None:
         self.settings = settings
         self.agents = AgentCache(settings.agent_cache_ttl_s)
+        self.tool_invoker = ToolInvoker()
+        self.twilio_calls = TwilioCalls(settings.twilio_account_sid, settings.twilio_auth_token,
+                                        settings.twilio_api_base_url, settings.twilio_rest_timeout_s)
         self.calls: set[CallSession] = set()
+
+    async def aclose(self) -> None:
+        await self.twilio_calls.aclose()
+        self.tool_invoker.close()
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.bridge = Bridge(BridgeSettings.from_env())
-    yield
+    try:
+        yield
+    finally:
+        await app.state.bridge.aclose()
 
 
 app = FastAPI(title="Voiceline bridge", lifespan=lifespan)
@@ -57,7 +69,7 @@ async def media_stream(websocket: WebSocket) -> None:
         await websocket.close(code=WS_POLICY_VIOLATION, reason="invalid Twilio signature")
         return
     await websocket.accept()
-    session = CallSession(websocket, bridge.settings, bridge.agents)
+    session = CallSession(websocket, bridge.settings, bridge.agents, bridge.tool_invoker, bridge.twilio_calls)
     bridge.calls.add(session)
     try:
         await session.run()

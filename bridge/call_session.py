@@ -1,7 +1,8 @@
 """One phone call: its Twilio media stream, its OpenAI Realtime session, and the relay between.
 
 A Twilio frame enters in `_twilio_pump` and is dispatched by `_TWILIO_HANDLERS`; agent audio
-leaves in `_on_audio_delta`; a barge-in is decided in `_on_speech_started`.
+leaves in `_on_audio_delta`; a barge-in is decided in `_on_speech_started`; the model's function
+calls are answered in `_answer_function_calls`, off the pumps.
 """
 
 from __future__ import annotations
@@ -22,28 +23,44 @@ from websockets.exceptions import ConnectionClosed
 from bridge import realtime_protocol as realtime
 from bridge import twilio_protocol as twilio
 from bridge.agent_cache import AgentCache
+from bridge.agent_tools import AgentTools, CallControl
 from bridge.event_recorder import CallEventRecorder
 from bridge.playback import PlaybackTracker, base64_decoded_length
 from bridge.realtime_connection import open_realtime
 from bridge.settings import BridgeSettings
+from bridge.tool_invoker import ToolInvoker, ToolResult
+from bridge.twilio_calls import TwilioCalls
 from voiceline import calls, stream_token
 from voiceline.instructions import call_variables, render
 from voiceline.models import Agent
+from voiceline.tool_contract import CallContext
 
 logger = Logger(service="voiceline-bridge", child=True)
 
 WS_POLICY_VIOLATION = 1008
 WS_INTERNAL_ERROR = 1011
 DB_TIMEOUT_S = 5.0
+# How long the agent's last words (a goodbye, a handoff line) may take to be generated and heard.
+LAST_WORDS_TIMEOUT_S = 15.0
+RESPONSE_IDLE_TIMEOUT_S = 10.0
+LAST_WORDS = {
+    "hang_up": "Say a short, warm goodbye now, in one sentence.",
+    "transfer": "Tell the caller in one short sentence that you are putting them through to a colleague now.",
+}
+TRANSFER_FAILED = ("The transfer did not go through. Apologise briefly, and offer to take a message so "
+                   "someone can call back.")
 
 
 class CallSession:
     """All per-call state, two pumps (Twilio → model, model → Twilio) and a timer watch."""
 
-    def __init__(self, websocket: WebSocket, settings: BridgeSettings, agents: AgentCache) -> None:
+    def __init__(self, websocket: WebSocket, settings: BridgeSettings, agents: AgentCache,
+                 tool_invoker: ToolInvoker, twilio_calls: TwilioCalls) -> None:
         self.twilio = websocket
         self.settings = settings
         self.agents = agents
+        self.tool_invoker = tool_invoker
+        self.twilio_calls = twilio_calls
         self.accepted_at = time.monotonic()
         self.state = "waiting_for_start"
         self.call_sid: str | None = None
@@ -51,10 +68,22 @@ class CallSession:
         self._agent_id = ""
         self._tenant_id = ""
         self.agent: Agent | None = None
+        self.tools: AgentTools | None = None
         self.model: ClientConnection | None = None
         self.recorder: CallEventRecorder | None = None
         self.playback = PlaybackTracker()
         self.response_active = False
+        self._response_idle = asyncio.Event()
+        self._response_idle.set()
+        self._responses_done = asyncio.Condition()
+        self._responses_done_count = 0
+        self._heard_everything = asyncio.Event()  # every agent delta sent so far has played, or was cut
+        self._heard_everything.set()
+        self._tool_tasks: set[asyncio.Task[None]] = set()
+        self.tool_outcomes: dict[str, list[calls.ToolOutcome]] = {}
+        self.control: CallControl | None = None  # the hang-up or transfer under way
+        self._expected_stop: str | None = None  # why Twilio is about to stop the stream, when we asked it to
+        self._caller_number = ""
         self.dropped_items: set[str] = set()
         self.interruptions = 0
         self.greeting_latency_ms: float | None = None
@@ -147,8 +176,13 @@ class CallSession:
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
             return False
         self.agent = agent
+        self._caller_number = call.from_number
+        self.tools = AgentTools(agent, CallContext(start.call_sid, agent.agent_id, self._tenant_id, call.from_number,
+                                                   call.to_number), self.tool_invoker)
         self.recorder.start()
         marked = asyncio.create_task(self._mark_stream_started(start))
+        # The caller's name is looked up while the model connects, so the greeting can use it.
+        lookup = asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
         try:
             self.model = await open_realtime(self.settings.openai_realtime_url, self.settings.openai_api_key,
                                              agent.model, self.settings.openai_connect_timeout_s)
@@ -156,11 +190,16 @@ class CallSession:
             logger.error("OpenAI connect failed", call_sid=self.call_sid, error=repr(error))
             self.recorder.record("error", data={"source": "openai", "message": f"connect failed: {error!r}"})
             self.end("openai_connect_failed")
-            await marked
+            lookup.cancel()
+            await asyncio.gather(marked, lookup, return_exceptions=True)
             return False
+        customer_name, looked_up = await lookup
+        if looked_up is not None:
+            self._record_tool_call("lookup_customer", "call-start", {}, looked_up)
         variables = call_variables(call.from_number, agent.business_name, agent.timezone,
-                                   datetime.now(UTC))
-        await self._send_model(json.dumps(realtime.session_update(agent, render(agent.instructions, variables))))
+                                   datetime.now(UTC), extra={"customer_name": customer_name})
+        await self._send_model(json.dumps(realtime.session_update(agent, render(agent.instructions, variables),
+                                                                  self.tools.definitions())))
         await self._send_model(json.dumps(realtime.greeting(render(agent.greeting, variables))))
         await marked
         self.state = "active"
@@ -184,9 +223,9 @@ class CallSession:
                     logger.error("call task failed", call_sid=self.call_sid, exc_info=task.exception())
                     self.end("bridge_error")
         finally:
-            for task in tasks:
+            for task in [*tasks, *self._tool_tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *self._tool_tasks, return_exceptions=True)
 
     async def _clean_up(self) -> None:
         """The single end path: close both sockets, flush events, finalise the Call."""
@@ -207,7 +246,8 @@ class CallSession:
             end_reason=reason, ended_at=datetime.now(UTC),
             duration_s=time.monotonic() - self._stream_started,
             greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms,
-            interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped)
+            interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped,
+            tool_outcomes=self.tool_outcomes)
         try:
             await asyncio.wait_for(asyncio.to_thread(calls.finalise_call, self.call_sid, outcome), DB_TIMEOUT_S)
         except Exception:
@@ -249,9 +289,11 @@ class CallSession:
     async def _on_mark(self, frame: dict[str, Any]) -> None:
         if self.playback.on_mark(twilio.mark_name(frame)):
             self._last_activity = time.monotonic()
+            if not self.playback.has_unplayed_audio:
+                self._heard_everything.set()
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:
-        self.end("caller_hung_up")
+        self.end(self._expected_stop or "caller_hung_up")
 
     async def _on_dtmf(self, frame: dict[str, Any]) -> None:
         dtmf = frame.get("dtmf")
@@ -297,6 +339,7 @@ class CallSession:
             self._measure_first_audio(now)
         self._last_activity = now
         mark = self.playback.on_agent_audio(item_id, base64_decoded_length(delta))
+        self._heard_everything.clear()
         await self._send_twilio(twilio.media_message(self.stream_sid, delta))
         await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
 
@@ -315,6 +358,7 @@ class CallSession:
             return
         generated_ms = self.playback.generated_ms
         item_id, heard_ms = self.playback.cut()
+        self._heard_everything.set()
         await self._send_twilio(twilio.clear_message(self.stream_sid))
         for message in realtime.barge_in(item_id, heard_ms, self.response_active):
             await self._send_model(message)
@@ -329,12 +373,25 @@ class CallSession:
 
     async def _on_response_created(self, event: dict[str, Any]) -> None:
         self.response_active = True
+        self._response_idle.clear()
 
     async def _on_response_done(self, event: dict[str, Any]) -> None:
         self.response_active = False
+        self._response_idle.set()
+        async with self._responses_done:
+            self._responses_done_count += 1
+            self._responses_done.notify_all()
         response = event.get("response")
-        if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+        if not isinstance(response, dict):
+            return
+        if isinstance(response.get("usage"), dict):
             _add_usage(self.usage, response["usage"])
+        function_calls = realtime.function_calls(response)
+        if function_calls:
+            spoke = response.get("id") is not None and response.get("id") == self._last_audio_response
+            task = asyncio.create_task(self._answer_function_calls(function_calls, spoke))
+            self._tool_tasks.add(task)
+            task.add_done_callback(self._tool_tasks.discard)
 
     async def _on_agent_transcript(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id")
@@ -351,6 +408,75 @@ class CallSession:
                        error_message=error.get("message"))
         self._record("error", data={"source": "openai", "code": error.get("code"),
                                     "message": error.get("message"), "param": error.get("param")})
+
+    # ---- tools -------------------------------------------------------------------------------
+
+    async def _answer_function_calls(self, function_calls: list[realtime.FunctionCall], spoke: bool) -> None:
+        """Run one response's calls together, answer each, then let the model go on (or say its last words).
+
+        Runs as its own task: the audio relay never waits on a tool.
+        """
+        assert self.tools is not None
+        answers = await asyncio.gather(*(self.tools.run(call) for call in function_calls))
+        for call, (result, _) in zip(function_calls, answers, strict=True):
+            self._record_tool_call(call.name, call.call_id, call.arguments, result)
+            await self._send_model(json.dumps(realtime.function_call_output(call.call_id, result.reply)))
+        control = next((control for _, control in answers if control is not None), None)
+        if control is None or self.control is not None:
+            await self._ask_for_response()
+            return
+        self.control = control
+        if not spoke:  # the model called the tool before saying anything: ask for its last words
+            before = self._responses_done_count
+            await self._ask_for_response(LAST_WORDS[control.action])
+            await self._until_response_done_after(before)
+        await self._until_heard()
+        await self._carry_out(control)
+
+    async def _ask_for_response(self, instructions: str | None = None) -> None:
+        """`response.create` once no response is active: the model allows one at a time."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._response_idle.wait(), RESPONSE_IDLE_TIMEOUT_S)
+        await self._send_model(json.dumps(realtime.response_create(instructions)))
+
+    async def _until_response_done_after(self, count: int) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LAST_WORDS_TIMEOUT_S), self._responses_done:
+                await self._responses_done.wait_for(lambda: self._responses_done_count > count)
+
+    async def _until_heard(self) -> None:
+        """Until the phone has played every agent delta sent so far (its marks came back), or a timeout."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heard_everything.wait(), LAST_WORDS_TIMEOUT_S)
+
+    async def _carry_out(self, control: CallControl) -> None:
+        """Update the live call through Twilio's REST API; Twilio then stops the stream itself."""
+        assert self.call_sid is not None
+        end_reason = "agent_hung_up" if control.action == "hang_up" else "transferred"
+        self._expected_stop = end_reason
+        if control.action == "hang_up":
+            result = await self.twilio_calls.hang_up(self.call_sid)
+        else:
+            assert control.to_number is not None
+            result = await self.twilio_calls.transfer(self.call_sid, control.to_number, self._caller_number)
+        self._record(control.action, data={"reason": control.reason, "to": control.to_number,
+                                           "outcome": result.outcome, "twilio_code": result.error_code,
+                                           "elapsed_ms": result.elapsed_ms})
+        if result.ok or control.action == "hang_up":
+            # A hang-up Twilio refused still ends the call: closing the stream ends a <Connect>-only call.
+            self.end(end_reason)
+            return
+        self._expected_stop, self.control = None, None
+        await self._ask_for_response(TRANSFER_FAILED)
+
+    def _record_tool_call(self, name: str, call_id: str, arguments: Any, result: ToolResult) -> None:
+        self.tool_outcomes.setdefault(name, []).append(calls.ToolOutcome(result.outcome, result.duration_ms))
+        if isinstance(arguments, str):
+            with contextlib.suppress(ValueError):
+                arguments = json.loads(arguments)
+        self._record("tool_call", role="agent", text=name,
+                     data={"name": name, "call_id": call_id, "arguments": arguments, "outcome": result.outcome,
+                           "output": result.reply, "duration_ms": result.duration_ms})
 
     # ---- limits ------------------------------------------------------------------------------
 

@@ -9,7 +9,10 @@ from voiceline import settings
 
 @dataclass(frozen=True)
 class BridgeSettings:
+    twilio_account_sid: str
     twilio_auth_token: str
+    twilio_api_base_url: str
+    twilio_rest_timeout_s: float
     stream_token_key: bytes
     openai_realtime_url: str
     openai_api_key: str
@@ -17,11 +20,15 @@ class BridgeSettings:
     start_timeout_s: float
     agent_cache_ttl_s: float
     event_flush_interval_s: float
+    customer_lookup_budget_s: float
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
         return cls(
+            twilio_account_sid=settings.require("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=settings.twilio_auth_token(),
+            twilio_api_base_url=settings.optional("TWILIO_API_BASE_URL", "https://api.twilio.com"),
+            twilio_rest_timeout_s=settings.number("TWILIO_REST_TIMEOUT_S", 5.0),
             stream_token_key=settings.stream_token_key(),
             openai_realtime_url=settings.optional("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime"),
             openai_api_key=settings.secret("OPENAI_API_KEY"),
@@ -29,4 +36,6 @@ class BridgeSettings:
             start_timeout_s=settings.number("STREAM_START_TIMEOUT_S", 10.0),
             agent_cache_ttl_s=settings.number("AGENT_CACHE_TTL_S", 30.0),
             event_flush_interval_s=settings.number("EVENT_FLUSH_INTERVAL_S", 0.5),
+            # How long the greeting may wait for lookup_customer to fill {customer_name}.
+            customer_lookup_budget_s=settings.number("CUSTOMER_LOOKUP_BUDGET_S", 0.6),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from local.stack import ROOT, LocalStack, StackPorts
 OUT_DIR = ROOT / "out"
 CALLER_NUMBER = "+15551234567"
 FINALISE_TIMEOUT_S = 15.0
+SHOWN_CHARS = 100  # of a tool's arguments or output in the live transcript
 
 
 class LiveTranscript:
@@ -27,6 +29,9 @@ class LiveTranscript:
         self.records = records
         self.started = time.monotonic()
         self.call_sid = ""
+        self.tool_calls: list[dict[str, Any]] = []
+        self.call_control: list[tuple[str, dict[str, Any]]] = []
+        """("transfer" or "hang_up", its data), in the order the bridge recorded them."""
         self._last_seq = 0
 
     def line(self, text: str) -> None:
@@ -50,8 +55,45 @@ class LiveTranscript:
             elif event["kind"] == "interruption":
                 self.line(f"barge-in: agent truncated at {data.get('audio_end_ms')} ms of "
                           f"{data.get('generated_ms')} ms generated")
+            elif event["kind"] == "tool_call":
+                self.tool_calls.append(data)
+                self.line(_tool_call_line(event.get("text", ""), data))
+            elif event["kind"] == "transfer":
+                self.call_control.append(("transfer", data))
+                self.line(f"transfer to {data.get('to')} ({data.get('reason')}) → {data.get('outcome')}")
+            elif event["kind"] == "hang_up":
+                self.call_control.append(("hang_up", data))
+                self.line(f"hang-up ({data.get('reason')}) → {data.get('outcome')}")
             elif event["kind"] == "error":
                 self.line(f"error recorded: {data.get('code')} {data.get('message')}")
+
+
+def _tool_call_line(name: str, data: dict[str, Any]) -> str:
+    """`tool get_pricing {"service": "leaking tap"} → ok in 182 ms: {"service": "Tap repair", …}`"""
+    arguments = data.get("arguments")
+    shown_arguments = arguments if isinstance(arguments, str) else _compact(arguments)  # a string: not JSON
+    output = data.get("output") or {}
+    if output.get("ok"):
+        result = _compact(_without_nulls(output.get("output")))
+    else:
+        error = output.get("error") or {}
+        result = f"{error.get('type')}: {error.get('message')}"
+    took = f" in {float(data['duration_ms']):.0f} ms" if data.get("duration_ms") is not None else ""
+    return (f"tool {data.get('name') or name} {_shorten(shown_arguments)} → {data.get('outcome')}{took}: "
+            f"{_shorten(result)}")
+
+
+def _without_nulls(value: Any) -> Any:
+    """A tool's output minus its empty fields, so the live line has room for what it said."""
+    return {key: item for key, item in value.items() if item is not None} if isinstance(value, dict) else value
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1].rstrip() + "…"
 
 
 async def run_demo(stack: LocalStack) -> int:
@@ -61,14 +103,15 @@ async def run_demo(stack: LocalStack) -> int:
     transcript.call_sid = new_sid("CA")
     config = CallConfig(gateway_url=stack.gateway_url, to_number=DEMO_NUMBER, from_number=CALLER_NUMBER,
                         call_sid=transcript.call_sid, conversation=stack.conversation,
-                        wav_path=OUT_DIR / "demo-call.wav", on_line=transcript.line)
+                        twilio_api_url=stack.twilio_api_url, wav_path=OUT_DIR / "demo-call.wav",
+                        on_line=transcript.line)
     transcript.line(f"calling {DEMO_NUMBER} from {CALLER_NUMBER} through {stack.gateway_url}")
     follower = asyncio.create_task(transcript.follow())
     report = await place_call(config)
     record = await _finalised_call(records, report.call_sid)
     follower.cancel()
     await transcript.print_new_events()
-    _print_summary(report, record)
+    _print_summary(report, record, transcript)
     return 0 if report.outcome == "completed" and record is not None else 1
 
 
@@ -83,12 +126,34 @@ async def _finalised_call(records: CallRecords, call_sid: str) -> dict[str, Any]
     return None
 
 
-def _print_summary(report: CallReport, record: dict[str, Any] | None) -> None:
+def _percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest rank, as the Call record's turn-latency p50/p95 are computed (voiceline.calls.percentile).
+
+    Not imported from there: that module loads the PynamoDB models, which need table names this
+    process does not have (only the stack's own processes get the local environment).
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+def _print_tool_summary(transcript: LiveTranscript) -> None:
+    calls = transcript.tool_calls
+    failed = sum(1 for call in calls if call.get("outcome") != "ok")
+    durations = [float(call["duration_ms"]) for call in calls if call.get("duration_ms") is not None]
+    p50, p95 = _percentile(durations, 0.5), _percentile(durations, 0.95)
+    round_trip = f"; round trip p50 {p50:.0f} ms, p95 {p95:.0f} ms" if p50 is not None and p95 is not None else ""
+    print(f"  tool calls: {len(calls)}, {failed} failed{round_trip}")
+
+
+def _print_summary(report: CallReport, record: dict[str, Any] | None, transcript: LiveTranscript) -> None:
     print()
     print("── summary " + "─" * 60)
     print(report.summary())
+    _print_tool_summary(transcript)
     if record is None:
-        print("  the Call record was not finalised in time")
+        print(f"  ended by {report.ended_by}; the Call record was not finalised in time")
         return
     turns = ", ".join(f"{float(v):.0f}" for v in record.get("turn_latencies_ms") or []) or "none"
     usage = json.loads(record["usage"]) if record.get("usage") else {}
@@ -99,6 +164,10 @@ def _print_summary(report: CallReport, record: dict[str, Any] | None) -> None:
     print(f"  turn latencies (speech stopped → first agent audio sent): {turns} ms; "
           f"p50 {record.get('turn_latency_p50_ms')} ms, p95 {record.get('turn_latency_p95_ms')} ms")
     print(f"  interruptions: {record.get('interruptions')}")
+    agent_reasons = "; ".join(f"{kind.replace('_', '-')}: {data.get('reason')}"
+                              for kind, data in transcript.call_control)
+    print(f"  ended by {report.ended_by}, end reason {record.get('end_reason')}"
+          + (f" (the agent's {agent_reasons})" if agent_reasons else ""))
     print(f"  tokens: {usage.get('input_tokens', 0)} in, {usage.get('output_tokens', 0)} out "
           f"(from response.done usage)")
     if report.wav_path:

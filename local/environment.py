@@ -11,6 +11,7 @@ DYNAMODB_PORT = 8000
 GATEWAY_PORT = 3000
 BRIDGE_PORT = 8080
 MODEL_PORT = 8090
+TWILIO_REST_PORT = 3001
 
 DEFAULTS: dict[str, str] = {
     "AWS_REGION": "us-east-1",
@@ -18,13 +19,22 @@ DEFAULTS: dict[str, str] = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{DYNAMODB_PORT}",
+    # The gateway also serves Lambda's Invoke API, as `sam local start-lambda` does.
+    "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{GATEWAY_PORT}",
+    # Tool functions are deployed as <stack>-<tool>, e.g. voiceline-get-pricing (samconfig.toml's stack name).
+    "STACK_NAME": "voiceline",
+    "TOOL_FUNCTION_PREFIX": "voiceline-",
     "AGENTS_TABLE": "voiceline-agents",
     "PHONE_NUMBERS_TABLE": "voiceline-phone-numbers",
     "CALLS_TABLE": "voiceline-calls",
     "CALL_EVENTS_TABLE": "voiceline-call-events",
+    "TENANT_DATA_TABLE": "voiceline-tenant-data",
+    "BOOKINGS_TABLE": "voiceline-bookings",
+    "IDEMPOTENCY_TABLE": "voiceline-idempotency",
     # Development-only Twilio credentials: any client can sign requests the way Twilio does.
     "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
     "TWILIO_AUTH_TOKEN": "local-dev-auth-token",
+    "TWILIO_API_BASE_URL": f"http://127.0.0.1:{TWILIO_REST_PORT}",
     "STREAM_TOKEN_KEY": "local-dev-stream-token-key",
     "BRIDGE_PUBLIC_URL": f"ws://127.0.0.1:{BRIDGE_PORT}",
     "POWERTOOLS_SERVICE_NAME": "voiceline-local",

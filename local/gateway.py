@@ -2,6 +2,8 @@
 
 It does what `sam local start-api` does, without Docker: each request becomes an HTTP API payload v2.0
 event, the function's handler runs in-process on a worker thread, and its reply becomes the response.
+It also serves Lambda's Invoke API for the same functions, as `sam local start-lambda` does (see
+local.lambda_invoke), so a boto3 client with AWS_ENDPOINT_URL_LAMBDA pointing here works unchanged.
 The gateway says `x-forwarded-proto: http` because that is what the client used. Behind a tunnel
 (a real phone through ngrok), set PUBLIC_WEBHOOK_BASE_URL so Twilio signatures check against the
 tunnel's URL.
@@ -13,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib.util
 import json
 import logging
 import os
 import re
 import socket
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,6 +37,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local.environment import GATEWAY_PORT, local_environment
+from local.lambda_invoke import INVOKE_PATH, InvokeApi
+from local.lambda_runtime import (
+    GatewayError,
+    LambdaFunction,
+    import_module_from,  # noqa: F401 (its old home: tests import it from here)
+    lambda_functions,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
@@ -46,12 +51,6 @@ HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 TEXT_MEDIA_TYPES = {"application/json", "application/javascript", "application/xml"}
 
 logger = logging.getLogger("voiceline.gateway")
-
-Handler = Callable[[dict[str, Any], Any], Any]
-
-
-class GatewayError(RuntimeError):
-    """The template asks for something the local gateway cannot serve."""
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -77,102 +76,6 @@ CloudFormationLoader.add_multi_constructor("!", _construct_intrinsic)
 
 def load_template(path: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=CloudFormationLoader)
-
-
-def import_module_from(path: Path, module_name: str) -> ModuleType:
-    """Import one handler file as Lambda would, with its code directory on sys.path while it loads."""
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise GatewayError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    code_dir = str(path.parent)
-    sys.path.insert(0, code_dir)
-    sys.modules[module_name] = module  # dataclasses and pydantic look their module up while it loads
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    finally:
-        sys.path.remove(code_dir)
-    return module
-
-
-@dataclass
-class LambdaContext:
-    """The parts of Lambda's context object that handlers and Powertools read."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_s: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"local/{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
-
-
-@dataclass
-class LambdaFunction:
-    """One AWS::Serverless::Function; its module is imported on the first invocation, like a cold start."""
-
-    name: str
-    code_dir: Path
-    handler: str
-    memory_mb: int = 128
-    timeout_s: float = 3.0
-    events: dict[str, Any] = field(default_factory=dict)
-    _entry: Handler | None = field(default=None, repr=False)
-    # One event at a time, as in one Lambda execution environment: Powertools keeps per-invocation
-    # state (appended log keys, metrics) in module globals.
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def invoke(self, event: dict[str, Any]) -> Any:
-        with self._lock:
-            if self._entry is None:
-                self._entry = self._load()
-            context = LambdaContext(self.name, self.memory_mb, self.timeout_s)
-            return self._entry(event, context)
-
-    def _load(self) -> Handler:
-        module_path, _, function_name = self.handler.rpartition(".")
-        if not module_path:
-            raise GatewayError(f"{self.name}: Handler {self.handler!r} is not module.function")
-        path = self.code_dir.joinpath(*module_path.split(".")).with_suffix(".py")
-        module = import_module_from(path, f"lambda_{self.name}")
-        return getattr(module, function_name)
-
-
-def lambda_functions(template: dict[str, Any], base_dir: Path) -> list[LambdaFunction]:
-    """Every Python function in the template, with Globals.Function filling in what a function leaves out."""
-    defaults = (template.get("Globals") or {}).get("Function") or {}
-    functions = []
-    for name, resource in (template.get("Resources") or {}).items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        properties = {**defaults, **(resource.get("Properties") or {})}
-        code_uri, handler = properties.get("CodeUri"), properties.get("Handler")
-        if not str(properties.get("Runtime", "")).startswith("python") or not isinstance(code_uri, str) or not handler:
-            logger.warning("%s skipped: only Python functions with a local CodeUri and a Handler run locally", name)
-            continue
-        functions.append(LambdaFunction(name, base_dir / code_uri, handler,
-                                        memory_mb=int(properties.get("MemorySize", 128)),
-                                        timeout_s=float(properties.get("Timeout", 3)),
-                                        events=properties.get("Events") or {}))
-    return functions
 
 
 @dataclass(frozen=True)
@@ -329,13 +232,17 @@ class Gateway:
 
 
 def build_app(template_path: Path = DEFAULT_TEMPLATE) -> Starlette:
-    """The gateway as an ASGI app, for the template's HttpApi routes."""
+    """The gateway as an ASGI app: the template's HttpApi routes, and the Invoke API for all its functions."""
     template_path = Path(template_path).resolve()
     functions = lambda_functions(load_template(template_path), template_path.parent)
     gateway = Gateway(http_routes(functions))
     for route in gateway.routes:
         logger.info("route %s -> %s", route.route_key, route.function.name)
-    return Starlette(routes=[Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
+    invoke_api = InvokeApi(functions)
+    for function in functions:
+        logger.info("invoke %s (%s)", function.deployed_name, function.name)
+    return Starlette(routes=[Route(INVOKE_PATH, invoke_api.handle, methods=["POST"]),
+                             Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
 
 
 class GatewayServer:

@@ -1,4 +1,4 @@
-"""The whole of Voiceline on one machine: moto, the gateway, the bridge and the scripted model.
+"""The whole of Voiceline on one machine: moto, the gateway, the bridge, the scripted model and Twilio's REST API.
 
 Each piece runs in its own process on 127.0.0.1, as it would run apart in AWS. `make dev` runs
 this module in the foreground; tests and the demo use `LocalStack` as a context manager.
@@ -17,7 +17,14 @@ from pathlib import Path
 
 import httpx
 
-from local.environment import BRIDGE_PORT, DYNAMODB_PORT, GATEWAY_PORT, MODEL_PORT, local_environment
+from local.environment import (
+    BRIDGE_PORT,
+    DYNAMODB_PORT,
+    GATEWAY_PORT,
+    MODEL_PORT,
+    TWILIO_REST_PORT,
+    local_environment,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONVERSATION = ROOT / "local" / "conversations" / "demo.json"
@@ -36,11 +43,12 @@ class StackPorts:
     gateway: int = GATEWAY_PORT
     bridge: int = BRIDGE_PORT
     model: int = MODEL_PORT
+    twilio_rest: int = TWILIO_REST_PORT
 
     @classmethod
     def free(cls) -> StackPorts:
         """Ports nobody is using, so tests can run beside a `make dev`."""
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 @dataclass
@@ -72,9 +80,16 @@ class LocalStack:
     def dynamodb_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.dynamodb}"
 
+    @property
+    def twilio_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.twilio_rest}"
+
     def environment(self) -> dict[str, str]:
         overrides = {
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url,
+            # The gateway serves Lambda's Invoke API too, as `sam local start-lambda` would.
+            "AWS_ENDPOINT_URL_LAMBDA": self.gateway_url,
+            "TWILIO_API_BASE_URL": self.twilio_api_url,
             "BRIDGE_PUBLIC_URL": f"ws://127.0.0.1:{self.ports.bridge}",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
@@ -95,6 +110,7 @@ class LocalStack:
                 self._spawn("model", [python, "-m", "local.scripted_model", "--host", "127.0.0.1",
                                       "--port", str(self.ports.model), "--conversation", str(self.conversation)])
             self._spawn("gateway", [python, "-m", "local.gateway", "--port", str(self.ports.gateway)])
+            self._spawn("twilio_rest", [python, "-m", "local.twilio_rest", "--port", str(self.ports.twilio_rest)])
             self._spawn("bridge", [python, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
                                    "--port", str(self.ports.bridge), "--no-access-log",
                                    "--ws-max-size", str(1024 * 1024)])
@@ -102,6 +118,7 @@ class LocalStack:
                 self._wait_ready("model", f"{self.model_url}/health")
             self._wait_ready("bridge", f"{self.bridge_url}/health")
             self._wait_listening("gateway", self.ports.gateway)
+            self._wait_listening("twilio_rest", self.ports.twilio_rest)
         except BaseException:
             self.stop()
             raise
@@ -171,8 +188,10 @@ def main() -> None:
         print(f"bridge   {stack.bridge_url}  (WS /media-stream, GET /health, GET /calls)")
         print(f"model    {model}")
         print(f"dynamodb {stack.dynamodb_url}  (moto)")
+        print(f"twilio   {stack.twilio_api_url}  (Twilio REST stand-in: hang-up and transfer)")
         print(f"logs     {stack.log_dir}")
-        print("place a call: python -m local.call_simulator --gateway", stack.gateway_url, "--to +15550100")
+        print("place a call: python -m local.call_simulator --gateway", stack.gateway_url,
+              "--twilio-api", stack.twilio_api_url, "--to +15550100")
         stop_signals = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         signal.sigwait(stop_signals)

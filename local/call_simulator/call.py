@@ -1,14 +1,20 @@
-"""Placing one simulated call: the voice webhook, the TwiML, the media stream, the status callback."""
+"""Placing one simulated call: the voice webhook, the TwiML, the media stream, the status callback.
+
+With `twilio_api_url` set, the call is first registered with the Twilio REST stand-in, so the agent
+can hang it up or transfer it through Twilio's REST API while it runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 
 import httpx
 
-from local.call_simulator.caller_script import CallerLine, load_caller_script
+from local.call_simulator.call_updates import CallUpdates, registered_call
+from local.call_simulator.caller_script import CallerScript, load_caller_script
 from local.call_simulator.config import CallConfig
 from local.call_simulator.media_stream import MediaStreamLeg
 from local.call_simulator.report import CallReport
@@ -20,6 +26,7 @@ from local.call_simulator.webhooks import (
     STATUS_PATH,
     VOICE_PATH,
     TwilioWebhooks,
+    call_parameters,
     status_parameters,
     voice_parameters,
 )
@@ -28,19 +35,20 @@ from local.call_simulator.webhooks import (
 async def place_call(config: CallConfig) -> CallReport:
     """Call the gateway as Twilio would for one inbound call, and report what happened.
 
-    A gateway that cannot be reached raises httpx.HTTPError: there is no call to report on.
+    A gateway or REST stand-in that cannot be reached raises httpx.HTTPError: there is no call to report on.
     """
-    lines = load_caller_script(config.conversation, config.audio_dir)  # a bad script fails before dialling
+    script = load_caller_script(config.conversation, config.audio_dir)  # a bad script fails before dialling
     report = CallReport(call_sid=config.call_sid or new_sid("CA"))
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=config.http_timeout_s) as http:
         webhooks = TwilioWebhooks(http, config.gateway_url, config.auth_token)
-        voice = await webhooks.post(VOICE_PATH, voice_parameters(report.call_sid, config))
-        report.voice_webhook_code, report.twiml = voice.status_code, voice.text
-        if voice.is_success:
-            await _answer(config, report, lines)
-        else:
-            report.outcome, report.error = "failed", f"voice webhook answered HTTP {voice.status_code}"
+        async with _known_to_twilio_rest(http, config, report.call_sid) as updates:
+            voice = await webhooks.post(VOICE_PATH, voice_parameters(report.call_sid, config))
+            report.voice_webhook_code, report.twiml = voice.status_code, voice.text
+            if voice.is_success:
+                await _answer(config, report, script, updates)
+            else:
+                report.outcome, report.error = "failed", f"voice webhook answered HTTP {voice.status_code}"
         report.duration_s = round(time.monotonic() - started, 3)
         duration_s = math.ceil(report.duration_s)
         status = await webhooks.post(STATUS_PATH, status_parameters(report.call_sid, config, duration_s))
@@ -48,8 +56,16 @@ async def place_call(config: CallConfig) -> CallReport:
     return report
 
 
-async def _answer(config: CallConfig, report: CallReport, lines: list[CallerLine]) -> None:
-    """Follow the TwiML: hear the <Say>, then stream the conversation or hang up."""
+def _known_to_twilio_rest(http: httpx.AsyncClient, config: CallConfig,
+                          call_sid: str) -> contextlib.AbstractAsyncContextManager[CallUpdates | None]:
+    """Twilio knows a call before it asks for its TwiML; without a stand-in nothing can update it."""
+    if config.twilio_api_url is None:
+        return contextlib.nullcontext()
+    return registered_call(http, config.twilio_api_url, call_parameters(call_sid, config), config.stream_timeout_s)
+
+
+async def _answer(config: CallConfig, report: CallReport, script: CallerScript, updates: CallUpdates | None) -> None:
+    """Follow the TwiML: hear the <Say>, then stream the conversation, dial a number or hang up."""
     try:
         answer = parse_twiml(report.twiml)
     except InvalidTwiML as error:
@@ -58,14 +74,19 @@ async def _answer(config: CallConfig, report: CallReport, lines: list[CallerLine
     report.spoken_text = answer.spoken_text
     if answer.spoken_text:
         config.on_line(f"agent (TwiML <Say>): {answer.spoken_text}")
+    if answer.dial is not None:
+        report.outcome, report.ended_by = "completed", "transferred"
+        report.transferred_to = answer.dial.number
+        report.transfer_caller_id = answer.dial.caller_id or config.from_number
+        return
     if answer.stream is None:
         report.outcome = "rejected"
         return
     report.stream_url, report.stream_parameters = answer.stream.url, dict(answer.stream.parameters)
-    caller = CallerTurnTaking(lines, config.on_line, config.agent_quiet_ms)
+    caller = CallerTurnTaking(script.lines, config.on_line, config.agent_quiet_ms, script.agent_hangs_up)
     report.greeting, report.turns = caller.greeting, caller.turns
     recording = StereoRecording()
-    await MediaStreamLeg(config, answer.stream, report, caller, recording).run()
+    await MediaStreamLeg(config, answer.stream, report, caller, recording, updates).run()
     if config.wav_path is not None and recording.samples:
         await asyncio.to_thread(recording.write, config.wav_path)
         report.wav_path = config.wav_path

@@ -15,12 +15,24 @@ class CallerLine:
     interrupt_after_ms: int | None = None
 
 
-def load_caller_script(conversation: Path, audio_dir: Path) -> list[CallerLine]:
-    """The caller lines of a conversation file, with their clips read from audio_dir.
+@dataclass(frozen=True)
+class CallerScript:
+    lines: list[CallerLine]
+    # `"hangs_up": "agent"` in the conversation: after its last line the caller stays on the line
+    # until the agent ends the call, instead of hanging up once the last reply has played.
+    agent_hangs_up: bool = False
+
+
+def load_caller_script(conversation: Path, audio_dir: Path) -> CallerScript:
+    """The caller lines of a conversation file, with their clips read from audio_dir, and who hangs up.
 
     Only the caller's side is read; the agent's lines belong to the scripted model.
     """
-    turns = json.loads(conversation.read_text()).get("turns", [])
+    script = json.loads(conversation.read_text())
+    hangs_up = script.get("hangs_up", "caller")
+    if hangs_up not in ("caller", "agent"):
+        raise ValueError(f'{conversation}: "hangs_up" must be "caller" or "agent", not {hangs_up!r}')
+    turns = script.get("turns", [])
     lines = []
     for number, turn in enumerate(turns, start=1):
         try:
@@ -33,4 +45,4 @@ def load_caller_script(conversation: Path, audio_dir: Path) -> list[CallerLine]:
         if not audio:
             raise ValueError(f"{conversation}: turn {number}: {clip} is empty")
         lines.append(CallerLine(text, audio, None if interrupt is None else int(interrupt)))
-    return lines
+    return CallerScript(lines, agent_hangs_up=hangs_up == "agent")

@@ -24,6 +24,9 @@ class CallConfig:
     account_sid: str = DEFAULTS["TWILIO_ACCOUNT_SID"]
     auth_token: str = DEFAULTS["TWILIO_AUTH_TOKEN"]
     wav_path: Path | None = None
+    # The Twilio REST stand-in, e.g. http://127.0.0.1:3001: the call is registered there so the agent can
+    # hang it up or transfer it. None: nothing can update the call, as before the stand-in existed.
+    twilio_api_url: str | None = None
     # Raw WebSocket messages (text or binary) sent once the greeting has played, between media frames.
     malformed_frames: list[str | bytes] = field(default_factory=list)
     on_line: Callable[[str], None] = print  # the live transcript

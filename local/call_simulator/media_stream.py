@@ -15,9 +15,10 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from local.call_simulator.call_updates import CallUpdates
 from local.call_simulator.config import CallConfig
 from local.call_simulator.playback import PhonePlayback
-from local.call_simulator.report import CallReport, Outcome
+from local.call_simulator.report import OUTCOMES, CallReport, EndedBy
 from local.call_simulator.sids import new_sid
 from local.call_simulator.stream_messages import PhoneMessages
 from local.call_simulator.turn_taking import CallerTurnTaking
@@ -35,16 +36,18 @@ class MediaStreamLeg:
 
     Two tasks share the socket. The clock sends a caller frame every 20 ms (frame n is due at
     t0 + n·20 ms, so lateness never accumulates) and plays the agent's audio on the same beat.
-    The listener queues the bridge's audio and marks, and applies its clears at once.
+    The listener queues the bridge's audio and marks, and applies its clears at once. When the
+    agent updates the call through Twilio's REST API, the clock stops the stream as Twilio would.
     """
 
     def __init__(self, config: CallConfig, stream: StreamInstruction, report: CallReport,
-                 caller: CallerTurnTaking, recording: StereoRecording) -> None:
+                 caller: CallerTurnTaking, recording: StereoRecording, updates: CallUpdates | None = None) -> None:
         self._config = config
         self._stream = stream
         self._report = report
         self._caller = caller
         self._recording = recording
+        self._updates = updates
         self._playback = PhonePlayback()
         self._messages = PhoneMessages(config.account_sid, report.call_sid, new_sid("MZ"))
         self._sent_audio = hashlib.sha256()
@@ -54,7 +57,7 @@ class MediaStreamLeg:
                                               "clear": self._on_clear}
 
     async def run(self) -> None:
-        """Stream until the script ends, the time runs out or the bridge hangs up; fills the report."""
+        """Stream until the script ends, the agent ends the call, the time runs out or the bridge hangs up."""
         report = self._report
         # Twilio signs the handshake over the stream URL with no parameters.
         signature = RequestValidator(self._config.auth_token).compute_signature(self._stream.url, {})
@@ -67,31 +70,32 @@ class MediaStreamLeg:
             return
         report.stream_sid = self._messages.stream_sid
         async with socket:
-            report.outcome = await self._stream_call(socket)
+            report.ended_by = await self._stream_call(socket)
+        report.outcome = "failed" if report.error else OUTCOMES[report.ended_by]
         report.close_code = socket.close_code
         report.sent_audio_sha256 = self._sent_audio.hexdigest()
         report.agent_audio_received_ms = ms(self._playback.received_bytes)
         report.agent_audio_played_ms = ms(self._playback.played_bytes)
         report.agent_audio_cleared_ms = ms(self._playback.cleared_bytes)
 
-    async def _stream_call(self, socket: ClientConnection) -> Outcome:
+    async def _stream_call(self, socket: ClientConnection) -> EndedBy:
         try:
             await socket.send(PhoneMessages.connected())
             await socket.send(self._messages.start(self._stream.parameters))
         except ConnectionClosed:
-            return "closed_by_bridge"
+            return "stream_closed"
         self._t0 = asyncio.get_running_loop().time()
         listener = asyncio.create_task(self._listen(socket))
         try:
-            outcome = await self._talk(socket)
-            if outcome != "closed_by_bridge":
-                await self._hang_up(socket)
+            ended_by = await self._talk(socket)
+            if ended_by != "stream_closed":
+                await self._hang_up(socket)  # Twilio ends a stream with `stop` however the call ends
             await listener  # drains what the bridge sent before the close
         finally:
             listener.cancel()
-        return outcome
+        return ended_by
 
-    async def _talk(self, socket: ClientConnection) -> Outcome:
+    async def _talk(self, socket: ClientConnection) -> EndedBy:
         """The clock: one caller frame and one frame of agent playback per 20 ms."""
         loop = asyncio.get_running_loop()
         max_ms = self._config.max_call_seconds * 1000
@@ -102,10 +106,12 @@ class MediaStreamLeg:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if self._socket_closed:
-                    return "closed_by_bridge"
+                    return self._closed_by_bridge()
+                if (ended_by := self._agent_ended()) is not None:
+                    return ended_by
                 now_ms = frame * FRAME_MS
                 if now_ms >= max_ms:
-                    return "timeout"
+                    return "max_duration"
                 agent_audio, played_marks = self._playback.tick()
                 for name in played_marks:
                     await self._echo_mark(socket, name)
@@ -114,7 +120,7 @@ class MediaStreamLeg:
                 if self._caller.greeting_finished and not greeting_was_finished:
                     await self._send_malformed_frames(socket)
                 if self._caller.finished:
-                    return "completed"
+                    return "caller_hung_up"
                 caller_audio = self._caller.next_frame(now_ms)
                 frame += 1
                 await socket.send(self._messages.media(frame, now_ms, caller_audio))
@@ -122,7 +128,25 @@ class MediaStreamLeg:
                 self._report.sent_audio_bytes += len(caller_audio)
                 self._recording.add(caller_audio, agent_audio)
         except ConnectionClosed:
-            return "closed_by_bridge"
+            return self._closed_by_bridge()
+
+    def _agent_ended(self) -> EndedBy | None:
+        """The agent's REST update that ends the call, if one has come: the remaining script is skipped."""
+        end = self._updates.end if self._updates is not None else None
+        if end is None:
+            return None
+        report = self._report
+        report.transferred_to, report.transfer_caller_id, report.error = \
+            end.transferred_to, end.transfer_caller_id, end.error
+        if end.transferred_to is not None:
+            self._config.on_line(f"agent: ⇢ transferred to {end.transferred_to} (caller ID {end.transfer_caller_id})")
+        else:
+            self._config.on_line("agent: ☎ hung up")
+        return end.ended_by
+
+    def _closed_by_bridge(self) -> EndedBy:
+        # The bridge may close the stream as soon as Twilio has answered its update: the update says why.
+        return self._agent_ended() or "stream_closed"
 
     async def _hang_up(self, socket: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -12,6 +12,17 @@ from typing import Literal
 # failed: the webhook, the TwiML or the media stream connection did not work (see `error`).
 Outcome = Literal["completed", "rejected", "closed_by_bridge", "timeout", "failed"]
 
+# Who or what ended a call that got through: the scripted caller, the agent through Twilio's REST API
+# (Status=completed, or new TwiML with <Dial>), the bridge closing the media stream, or the time limit.
+EndedBy = Literal["caller_hung_up", "agent_hung_up", "transferred", "stream_closed", "max_duration"]
+OUTCOMES: dict[EndedBy, Outcome] = {
+    "caller_hung_up": "completed",
+    "agent_hung_up": "completed",
+    "transferred": "completed",
+    "stream_closed": "closed_by_bridge",
+    "max_duration": "timeout",
+}
+
 
 @dataclass
 class AgentReply:
@@ -43,6 +54,9 @@ class CallReport:
     call_sid: str
     outcome: Outcome = "failed"
     error: str | None = None
+    ended_by: EndedBy | None = None  # None: the call never got through (rejected or failed)
+    transferred_to: str | None = None  # the number a <Dial> rang
+    transfer_caller_id: str | None = None  # the caller ID whoever answers the <Dial> sees
     voice_webhook_code: int | None = None
     twiml: str = ""
     spoken_text: str = ""  # <Say> text of the TwiML
@@ -78,6 +92,10 @@ class CallReport:
             f"  duration {self.duration_s:.1f} s, voice webhook HTTP {self.voice_webhook_code}, "
             f"status callback HTTP {self.status_callback_code}",
         ]
+        if self.ended_by:
+            lines.append(f"  ended by: {self.ended_by}")
+        if self.transferred_to:
+            lines.append(f"  transferred to {self.transferred_to} (caller ID {self.transfer_caller_id})")
         if self.spoken_text:
             lines.append(f"  TwiML said: {self.spoken_text}")
         if self.stream_sid is None:

@@ -17,16 +17,19 @@ class CallerTurnTaking:
     The agent counts as speaking from the first frame of its audio until the speaker has been
     silent for `quiet_ms`, so short gaps between deltas do not end a reply. The greeting is the
     first reply; each caller line then waits for the reply before it to finish, unless the line
-    has `interrupt_after_ms`, in which case it starts that long after that reply started.
+    has `interrupt_after_ms`, in which case it starts that long after that reply started. After
+    the last reply the caller hangs up, unless the agent is the one to hang up.
     """
 
-    def __init__(self, lines: list[CallerLine], on_line: Callable[[str], None], quiet_ms: int = 600) -> None:
+    def __init__(self, lines: list[CallerLine], on_line: Callable[[str], None], quiet_ms: int = 600,
+                 agent_hangs_up: bool = False) -> None:
         self._lines = lines
         self._on_line = on_line
         self._quiet_ms = quiet_ms
+        self._agent_hangs_up = agent_hangs_up
         self.greeting = AgentReply()
         self.turns: list[TurnReport] = []
-        self.finished = False  # the last reply has finished: time to hang up
+        self.finished = False  # the last reply has finished and the caller hangs up
         self._awaited = self.greeting  # the reply to the caller's latest line (or the greeting)
         self._playing: AgentReply | None = None  # the reply the speaker is playing, if it is one
         self._agent_speaking = False
@@ -88,7 +91,7 @@ class CallerTurnTaking:
         reply = self._awaited
         if reply.finished_ms is not None:
             if upcoming is None:
-                self.finished = True
+                self.finished = not self._agent_hangs_up
             else:
                 self._start_line(upcoming, now_ms)
         elif (

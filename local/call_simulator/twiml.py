@@ -1,4 +1,4 @@
-"""Reading the gateway's TwiML: connect a media stream, or say something and hang up."""
+"""Reading TwiML as Twilio executes it: connect a media stream, dial a number, or say something and hang up."""
 
 from __future__ import annotations
 
@@ -17,13 +17,20 @@ class StreamInstruction:
 
 
 @dataclass(frozen=True)
+class DialInstruction:
+    number: str
+    caller_id: str | None = None  # None: Twilio shows the caller's own number
+
+
+@dataclass(frozen=True)
 class TwiMLAnswer:
-    stream: StreamInstruction | None  # None: the call ends after the spoken text
+    stream: StreamInstruction | None  # None (and no dial): the call ends after the spoken text
     spoken_text: str = ""
+    dial: DialInstruction | None = None
 
 
 def parse_twiml(text: str) -> TwiMLAnswer:
-    """Follow the verbs in order, as Twilio does, until a <Connect><Stream> or the end of the call."""
+    """Follow the verbs in order, as Twilio does, until a <Connect><Stream>, a <Dial> or the end of the call."""
     try:
         root = ET.fromstring(text)
     except ET.ParseError as error:
@@ -38,6 +45,8 @@ def parse_twiml(text: str) -> TwiMLAnswer:
             break
         elif verb.tag == "Connect" and (stream := verb.find("Stream")) is not None:
             return TwiMLAnswer(_stream_instruction(stream), " ".join(spoken))
+        elif verb.tag == "Dial":
+            return TwiMLAnswer(None, " ".join(spoken), _dial_instruction(verb))
     return TwiMLAnswer(None, " ".join(spoken))
 
 
@@ -48,3 +57,12 @@ def _stream_instruction(stream: ET.Element) -> StreamInstruction:
     parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     parameters.pop("", None)
     return StreamInstruction(url, parameters)
+
+
+def _dial_instruction(dial: ET.Element) -> DialInstruction:
+    """<Dial>+1555…</Dial> or <Dial><Number>+1555…</Number></Dial>: the number to ring."""
+    number_noun = dial.find("Number")
+    number = (number_noun.text if number_noun is not None else dial.text) or ""
+    if not number.strip():
+        raise InvalidTwiML("<Dial> has no number")
+    return DialInstruction(number.strip(), dial.get("callerId"))

@@ -15,7 +15,7 @@ VOICE_PATH = "/twilio/voice"
 STATUS_PATH = "/twilio/status"
 
 
-def _call_parameters(call_sid: str, config: CallConfig) -> dict[str, str]:
+def call_parameters(call_sid: str, config: CallConfig) -> dict[str, str]:
     """The parameters Twilio sends with every webhook of an inbound call."""
     return {
         "CallSid": call_sid,
@@ -31,13 +31,13 @@ def _call_parameters(call_sid: str, config: CallConfig) -> dict[str, str]:
 
 def voice_parameters(call_sid: str, config: CallConfig) -> dict[str, str]:
     """The voice webhook of a new inbound call: Twilio asks what to do while the caller hears ringing."""
-    return {**_call_parameters(call_sid, config), "CallStatus": "ringing"}
+    return {**call_parameters(call_sid, config), "CallStatus": "ringing"}
 
 
 def status_parameters(call_sid: str, config: CallConfig, duration_s: int) -> dict[str, str]:
     """The final status callback of a call that has ended."""
     return {
-        **_call_parameters(call_sid, config),
+        **call_parameters(call_sid, config),
         "CallStatus": "completed",
         "CallDuration": str(duration_s),
         "CallbackSource": "call-progress-events",

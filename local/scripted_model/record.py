@@ -24,6 +24,12 @@ class SessionRecord:
     errors_sent: list[dict[str, Any]] = field(default_factory=list)
     session: dict[str, Any] = field(default_factory=dict)
     responses: int = 0
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Function calls the model made: call_id, name and arguments (parsed)."""
+    tool_outputs: list[dict[str, Any]] = field(default_factory=list)
+    """function_call_output items the client sent: call_id, and the output parsed when it is JSON."""
+    undeclared_tool_calls: list[str] = field(default_factory=list)
+    """Scripted calls left out because the client never declared those tools."""
 
     def note_input_audio(self, audio: bytes) -> None:
         self.input_audio_bytes += len(audio)
@@ -44,4 +50,7 @@ class SessionRecord:
             "errors_sent": self.errors_sent,
             "session": self.session,
             "responses": self.responses,
+            "tool_calls": self.tool_calls,
+            "tool_outputs": self.tool_outputs,
+            "undeclared_tool_calls": self.undeclared_tool_calls,
         }

@@ -12,7 +12,7 @@ from typing import Any
 from local.scripted_model.audio_format import audio_format
 from local.scripted_model.context import ContextItem
 from local.scripted_model.conversation import Line
-from local.scripted_model.events import assistant_audio_item, new_id
+from local.scripted_model.events import assistant_audio_item, new_id, response_object
 from local.scripted_model.usage import estimate_usage
 
 CHUNK_MS = 100
@@ -32,8 +32,7 @@ class SpokenResponse:
         self.item = item
         self._line = line
         self._previous_item_id = previous_item_id
-        self._output = session["audio"]["output"]
-        self._max_output_tokens = session["max_output_tokens"]
+        self._session = session
         self._input_totals = input_totals
         self._send = send
         self._pace_s = pace_s
@@ -52,10 +51,7 @@ class SpokenResponse:
 
     def _describe(self, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None = None,
                   status_details: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"id": self.id, "object": "realtime.response", "status": status, "status_details": status_details,
-                "output": output, "conversation_id": "conv_default", "output_modalities": ["audio"],
-                "max_output_tokens": self._max_output_tokens, "metadata": None, "usage": usage,
-                "audio": {"output": {"format": self._output["format"], "voice": self._output["voice"]}}}
+        return response_object(self.id, status, output, self._session, usage, status_details)
 
     def _address(self) -> dict[str, Any]:
         return {"response_id": self.id, "item_id": self.item.id, "output_index": 0, "content_index": 0}
@@ -74,7 +70,7 @@ class SpokenResponse:
 
     async def _stream(self) -> int:
         """Send audio and transcript deltas until the clip ends or a cancel lands; return the words sent."""
-        codec = audio_format(self._output["format"])
+        codec = audio_format(self._session["audio"]["output"]["format"])
         audio = codec.from_ulaw(self._line.audio)
         chunk = codec.bytes_for(CHUNK_MS)
         chunks = math.ceil(len(audio) / chunk)

@@ -16,7 +16,8 @@ from websockets.exceptions import ConnectionClosed
 
 from local.scripted_model import events
 from local.scripted_model.context import ContextItem, ConversationContext
-from local.scripted_model.conversation import Script, ScriptCursor
+from local.scripted_model.conversation import Line, Script, ScriptCursor, ToolCall
+from local.scripted_model.function_calls import FunctionCallResponse, MadeCall, ToolRound
 from local.scripted_model.input_buffer import InputAudioBuffer
 from local.scripted_model.record import SessionRecord
 from local.scripted_model.responses import SpokenResponse
@@ -39,8 +40,11 @@ class RealtimeSession:
         self._context = ConversationContext()
         self._cursor = ScriptCursor(script)
         self._pace_s = pace_s
-        self._response: SpokenResponse | None = None
+        self._response: SpokenResponse | FunctionCallResponse | None = None
         self._response_task: asyncio.Task[None] | None = None
+        self._tool_round: ToolRound | None = None
+        self._call_ids: set[str] = set()
+        """Every function call in the conversation, made by the model or created by the client."""
         self._speech_item_id: str | None = None
         self._speech_started_ms = 0
 
@@ -114,15 +118,16 @@ class RealtimeSession:
             self._speech_started_ms = speech.audio_ms
             await self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": speech.audio_ms,
                              "item_id": self._speech_item_id})
-            if detection["interrupt_response"] and self._response is not None and self._response.cancellable:
+            if (detection["interrupt_response"] and isinstance(self._response, SpokenResponse)
+                    and self._response.cancellable):
                 self._response.cancel("turn_detected")
             return
         item_id = self._speech_item_id or events.new_id("item")
         await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": speech.audio_ms,
                          "item_id": item_id})
         await self._commit(item_id, speech.audio_ms - self._speech_started_ms)
-        if detection["create_response"] and not self._responding:
-            self._respond()
+        if detection["create_response"] and not self._responding and not self._awaiting_outputs:
+            self._respond({})
 
     async def _on_commit(self, event: dict[str, Any]) -> None:
         buffered_ms = self._input.uncommitted_ms
@@ -157,29 +162,72 @@ class RealtimeSession:
     def _responding(self) -> bool:
         return self._response is not None and not self._response.finished
 
+    @property
+    def _awaiting_outputs(self) -> bool:
+        return self._tool_round is not None and bool(self._tool_round.waiting_for)
+
     async def _on_response_create(self, event: dict[str, Any]) -> None:
         if self._response is not None and self._responding:
             raise ProtocolError("conversation_already_has_active_response",
                                 f"Conversation already has an active response in progress: {self._response.id}. "
                                 "Wait until the response is finished before creating a new one.")
-        self._respond(event.get("response", {}).get("instructions", ""))
+        if self._tool_round is not None and self._tool_round.waiting_for:
+            # The real model would answer anyway, without the results; the stand-in makes that client bug loud.
+            missing = ", ".join(sorted(self._tool_round.waiting_for))
+            raise ProtocolError("function_call_output_missing",
+                                "Scripted model: response.create before a function_call_output for every call "
+                                f"of the previous response; missing call_id {missing}.")
+        self._respond(event.get("response", {}))
 
-    def _respond(self, instructions: str = "") -> None:
-        """Start speaking the next scripted line; its events flow from their own task."""
+    def _respond(self, request: dict[str, Any]) -> None:
+        """Start the next reply: the line owed after a tool round, else the script's next line, whose function
+        calls come first if the response may use those tools. Its events flow from their own task."""
         text_chars, audio_ms = self._context.totals()
-        input_totals = (text_chars + len(self._config["instructions"]) + len(instructions), audio_ms)
+        input_totals = (text_chars + len(self._config["instructions"]) + len(request.get("instructions", "")),
+                        audio_ms)
+        if self._tool_round is not None:
+            line, self._tool_round = self._tool_round.line, None
+        else:
+            line = self._cursor.next_reply()
+            calls = self._callable(line.tool_calls, request.get("tools", self._config["tools"]))
+            if calls:
+                self._call_functions(line, calls, input_totals)
+                return
         item = ContextItem(events.new_id("item"), "assistant")
         previous_item_id = self._context.last_item_id
         self._context.add(item)
-        self._response = SpokenResponse(self._cursor.next_reply(), item, previous_item_id, self._config,
-                                        input_totals, self.send, self._pace_s)
-        self._response_task = asyncio.create_task(self._response.play())
+        self._start(SpokenResponse(line, item, previous_item_id, self._config, input_totals, self.send,
+                                   self._pace_s))
+
+    def _callable(self, calls: tuple[ToolCall, ...], tools: list[dict[str, Any]]) -> list[ToolCall]:
+        """The scripted calls to tools the client declared: a model cannot call what it was never given."""
+        declared = {tool.get("name") for tool in tools if tool["type"] == "function"}
+        self.record.undeclared_tool_calls.extend(call.name for call in calls if call.name not in declared)
+        return [call for call in calls if call.name in declared]
+
+    def _call_functions(self, line: Line, calls: list[ToolCall], input_totals: tuple[int, int]) -> None:
+        previous_item_id = self._context.last_item_id
+        made = []
+        for call in calls:
+            item = ContextItem(events.new_id("item"), "tool", text=call.arguments)
+            self._context.add(item)
+            made.append(MadeCall(call, events.new_id("call"), item))
+            self._call_ids.add(made[-1].call_id)
+            self.record.tool_calls.append({"call_id": made[-1].call_id, "name": call.name,
+                                           "arguments": json.loads(call.arguments)})
+        self._tool_round = ToolRound(line, {call.call_id for call in made})
+        self._start(FunctionCallResponse(made, previous_item_id, self._config, input_totals, self.send))
+
+    def _start(self, response: SpokenResponse | FunctionCallResponse) -> None:
+        self._response = response
+        self._response_task = asyncio.create_task(response.play())
         self.record.responses += 1
 
     async def _on_response_cancel(self, event: dict[str, Any]) -> None:
         self.record.cancels += 1
         response = self._response
-        if response is None or not response.cancellable or event.get("response_id", response.id) != response.id:
+        if not isinstance(response, SpokenResponse) or not response.cancellable \
+                or event.get("response_id", response.id) != response.id:
             raise ProtocolError("response_cancel_not_active", "Cancellation failed: no active response found")
         response.cancel("client_cancelled")
 
@@ -192,11 +240,23 @@ class RealtimeSession:
         if previous_item_id not in (None, "root") and self._context.get(previous_item_id) is None:
             raise ProtocolError("invalid_value", f"Previous item with id '{previous_item_id}' not found.",
                                 "previous_item_id")
+        if item["type"] == "function_call_output":
+            self._take_output(item["call_id"], item["output"])
+        elif item["type"] == "function_call" and "call_id" in item:
+            self._call_ids.add(item["call_id"])
         last_item_id = self._context.last_item_id
         self._context.add(ContextItem(item_id, item.get("role", "tool"), text=_item_text(item)))
         stored = {"object": "realtime.item", "status": "completed", **item, "id": item_id}
         for kind in ("conversation.item.added", "conversation.item.done"):
             await self.send({"type": kind, "previous_item_id": last_item_id, "item": stored})
+
+    def _take_output(self, call_id: str, output: str) -> None:
+        if call_id not in self._call_ids:
+            raise ProtocolError("invalid_value", f"No tool call found for function call output with call_id {call_id}.",
+                                "item.call_id")
+        self.record.tool_outputs.append({"call_id": call_id, "output": _parsed(output)})
+        if self._tool_round is not None:
+            self._tool_round.waiting_for.discard(call_id)
 
     async def _on_truncate(self, event: dict[str, Any]) -> None:
         item_id, audio_end_ms = event["item_id"], event["audio_end_ms"]
@@ -227,6 +287,14 @@ def _parse(message: str | bytes) -> dict[str, Any]:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise ProtocolError("missing_required_parameter", "Missing required parameter: 'type'.", "type")
     return event
+
+
+def _parsed(output: str) -> Any:
+    """A function's output as the JSON it usually is, for /sessions; plain text stays text."""
+    try:
+        return json.loads(output)
+    except ValueError:
+        return output
 
 
 def _item_text(item: dict[str, Any]) -> str:

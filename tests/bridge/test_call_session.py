@@ -9,25 +9,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
 from tests.conftest import TwilioSigner
-from voiceline import calls, stream_token
+from voiceline import calls
 from voiceline.models import Agent
-
-TENANT, AGENT = "tenant-a", "agent-a"
-SILENCE_FRAME = base64.b64encode(b"\xff" * 160).decode()
 
 
 def _seed(call_sid: str, **agent_fields: Any) -> None:
@@ -36,85 +30,6 @@ def _seed(call_sid: str, **agent_fields: Any) -> None:
     fields.update(agent_fields)
     Agent(AGENT, **fields).save()
     calls.create_call(call_sid, TENANT, AGENT, "+15551230000", "+15550100")
-
-
-@asynccontextmanager
-async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    """The real bridge app under uvicorn on a free port; yields its media-stream URL."""
-    monkeypatch.setenv("OPENAI_REALTIME_URL", openai_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.setenv("EVENT_FLUSH_INTERVAL_S", "0.05")
-    from bridge.app import app
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"ws://127.0.0.1:{port}/media-stream"
-    finally:
-        server.should_exit = True
-        await task
-
-
-class TwilioLeg:
-    """Just enough of Twilio: a signed socket, `start`, real-time silence, and marks echoed at once."""
-
-    def __init__(self, socket: ClientConnection, call_sid: str) -> None:
-        self.socket = socket
-        self.call_sid = call_sid
-        self.received: list[dict[str, Any]] = []
-        self.first_media = asyncio.Event()
-
-    @classmethod
-    @asynccontextmanager
-    async def open(cls, url: str, signer: TwilioSigner, call_sid: str,
-                   agent_id: str = AGENT, tenant_id: str = TENANT) -> AsyncIterator[TwilioLeg]:
-        token = stream_token.issue(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, agent_id, tenant_id)
-        async with connect(url, additional_headers={"X-Twilio-Signature": signer.sign(url)}) as socket:
-            leg = cls(socket, call_sid)
-            await socket.send(json.dumps({"event": "start", "streamSid": "MZ1", "start": {
-                "streamSid": "MZ1", "callSid": call_sid, "accountSid": "AC1",
-                "customParameters": {"callSid": call_sid, "agentId": agent_id, "streamToken": token}}}))
-            yield leg
-
-    async def run_until_closed(self, timeout_s: float) -> int | None:
-        """Send silence every 20 ms and listen, until the bridge closes the socket."""
-        sender = asyncio.create_task(self._send_silence())
-        try:
-            await asyncio.wait_for(self._listen(), timeout_s)
-        finally:
-            sender.cancel()
-        return self.socket.close_code
-
-    async def _send_silence(self) -> None:
-        with pytest.raises(ConnectionClosed):
-            while True:
-                await self.socket.send(json.dumps({"event": "media", "media": {"payload": SILENCE_FRAME}}))
-                await asyncio.sleep(0.02)
-
-    async def _listen(self) -> None:
-        try:
-            async for raw in self.socket:
-                message = json.loads(raw)
-                self.received.append(message)
-                if message["event"] == "media":
-                    self.first_media.set()
-                elif message["event"] == "mark":
-                    await self.socket.send(json.dumps({"event": "mark", "mark": message["mark"]}))
-        except ConnectionClosed:
-            pass
-
-
-async def _ended(call_sid: str) -> Any:
-    """The finalised Call; the bridge writes it before the uvicorn task completes its connection."""
-    for _ in range(200):
-        call = await asyncio.to_thread(calls.get_call, call_sid)
-        if call.end_reason:
-            return call
-        await asyncio.sleep(0.02)
-    raise AssertionError("call never finalised")
 
 
 @pytest.fixture
@@ -134,7 +49,7 @@ async def test_the_agents_limits_end_the_call(dynamodb: None, scripted_model: Sc
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA100") as leg:
         assert await leg.run_until_closed(timeout_s=15) == 1000
-    call = await _ended("CA100")
+    call = await ended_call("CA100")
     assert call.end_reason == end_reason
     assert leg.first_media.is_set()  # the greeting played first
     assert call.greeting_latency_ms is not None
@@ -147,7 +62,7 @@ async def test_openai_unreachable_ends_the_call_with_its_reason(
     async with running_bridge("ws://127.0.0.1:9/v1/realtime", monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA102") as leg:
         await leg.run_until_closed(timeout_s=10)
-    call = await _ended("CA102")
+    call = await ended_call("CA102")
     assert call.end_reason == "openai_connect_failed"
     [error] = [e for e in calls.list_events("CA102") if e.kind == "error"]
     assert "connect failed" in error.data["message"]
@@ -161,7 +76,7 @@ async def test_a_token_for_another_tenants_agent_gets_no_model_connection(
             TwilioLeg.open(url, twilio_signer, "CA103", tenant_id="tenant-b") as leg:
         assert await leg.run_until_closed(timeout_s=10) == 1011
     assert scripted_model.sessions == []
-    assert (await _ended("CA103")).end_reason == "agent_unavailable"
+    assert (await ended_call("CA103")).end_reason == "agent_unavailable"
 
 
 ModelScript = Callable[[ServerConnection], Awaitable[None]]
@@ -199,7 +114,7 @@ async def test_unknown_and_error_model_events_do_not_end_the_call(
         await asyncio.wait_for(leg.first_media.wait(), 5)  # audio after the odd events still got through
         await leg.socket.send(json.dumps({"event": "stop", "stop": {"callSid": "CA104"}}))
         await listening
-    call = await _ended("CA104")
+    call = await ended_call("CA104")
     assert call.end_reason == "caller_hung_up"
     [error] = [e for e in calls.list_events("CA104") if e.kind == "error"]
     assert error.data["code"] == "something_odd"

@@ -1,4 +1,5 @@
-"""The local gateway over real HTTP: template routes, API Gateway v2 events and replies, the real webhook handler."""
+"""The local gateway over real HTTP: template routes, API Gateway v2 events and replies, the real webhook handler,
+and the Lambda Invoke API as boto3 sees it."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import base64
 import json
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
+from botocore.config import Config
 
 from local.gateway import (
     DEFAULT_TEMPLATE,
@@ -46,9 +51,44 @@ def lambda_handler(event, context):
     return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(reply)}
 '''
 
+FUNCTION_HANDLER = '''
+import time
+from pathlib import Path
+
+
+def wait_for(path, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.005)
+
+
+def lambda_handler(event, context):
+    action = event.get("action")
+    if action == "raise":
+        raise ValueError("no price for " + event["service"])
+    if action == "sleep":
+        time.sleep(event["seconds"])
+    if action == "set":
+        return {1, 2}
+    if action == "touch":
+        Path(event["path"]).touch()
+    if action == "meet":  # run until every party has arrived: only concurrent invocations all return
+        Path(event["dir"], event["me"]).touch()
+        for other in event["parties"]:
+            wait_for(Path(event["dir"], other))
+    if action == "hold":  # say it started, then hold the environment until released
+        Path(event["started"]).touch()
+        wait_for(event["release"])
+    return {"event": event, "function_name": context.function_name, "module": __name__}
+'''
+
 TEMPLATE = '''
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Kind: {Type: String, Default: tool}
 Conditions:
   IsProd: !Equals [!Ref Stage, prod]
 Globals:
@@ -85,6 +125,24 @@ Resources:
       Events:
         Voice: {Type: HttpApi, Properties: {ApiId: !Ref HttpApi, Path: /twilio/voice, Method: POST}}
         Status: {Type: HttpApi, Properties: {ApiId: !Ref HttpApi, Path: /twilio/status, Method: POST}}
+  PricingFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: !Sub "${AWS::StackName}-get-pricing"
+      CodeUri: tool
+      Timeout: 1
+  ExclusiveFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: !Sub ["${AWS::StackName}-${Kind}-exclusive", {Kind: !Ref Kind}]
+      CodeUri: tool
+      ReservedConcurrentExecutions: 1
+  DisabledFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: disabled
+      CodeUri: tool
+      ReservedConcurrentExecutions: 0
   CoreLayer:
     Type: AWS::Serverless::LayerVersion
     Properties:
@@ -96,6 +154,8 @@ Resources:
 def template(tmp_path: Path) -> Path:
     (tmp_path / "echo").mkdir()
     (tmp_path / "echo" / "app.py").write_text(textwrap.dedent(ECHO_HANDLER))
+    (tmp_path / "tool").mkdir()
+    (tmp_path / "tool" / "app.py").write_text(FUNCTION_HANDLER)
     path = tmp_path / "template.yaml"
     path.write_text(TEMPLATE.replace("WEBHOOKS_CODE", str(WEBHOOKS_CODE)))
     return path
@@ -249,3 +309,158 @@ def test_real_template_routes_twilio_webhooks_to_the_webhooks_function() -> None
     for route_key in ("POST /twilio/voice", "POST /twilio/status"):
         assert routes[route_key].code_dir == WEBHOOKS_CODE
         assert routes[route_key].handler == "app.lambda_handler"
+
+
+# ---- the Lambda Invoke API -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lambda_client(gateway: GatewayServer) -> Any:
+    """boto3's own client, changed only by the endpoint the bridge sets through AWS_ENDPOINT_URL_LAMBDA."""
+    return boto3.client("lambda", endpoint_url=gateway.url, region_name="us-east-1",
+                        config=Config(read_timeout=10, retries={"total_max_attempts": 1}))
+
+
+def invoke(lambda_client: Any, name: str, event: dict[str, Any], **options: Any) -> tuple[dict[str, Any], Any]:
+    response = lambda_client.invoke(FunctionName=name, Payload=json.dumps(event).encode(), **options)
+    return response, json.loads(response["Payload"].read() or b"null")
+
+
+def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait for something another thread does; the only signal a background handler leaves is a file."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.005)
+
+
+def test_boto3_invokes_a_function_by_its_rendered_function_name(lambda_client: Any) -> None:
+    event = {"tool": "get_pricing", "arguments": {"service": "tap repair"}}
+
+    response, payload = invoke(lambda_client, "voiceline-get-pricing", event)
+
+    assert response["StatusCode"] == 200
+    assert "FunctionError" not in response
+    assert response["ExecutedVersion"] == "$LATEST"
+    assert payload["event"] == event
+    assert payload["function_name"] == "voiceline-get-pricing"
+
+
+@pytest.mark.parametrize("name", [
+    "arn:aws:lambda:us-east-1:123456789012:function:voiceline-get-pricing",
+    "123456789012:function:voiceline-get-pricing",
+    "voiceline-get-pricing:$LATEST",
+    "PricingFunction",
+    "voiceline-tool-exclusive",
+])
+def test_function_is_found_by_arn_qualified_name_or_logical_id(lambda_client: Any, name: str) -> None:
+    response, payload = invoke(lambda_client, name, {"n": 1})
+
+    assert (response["StatusCode"], payload["event"]) == (200, {"n": 1})
+
+
+def test_stack_name_for_function_names_comes_from_stack_name(template: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACK_NAME", "staging")
+    with GatewayServer(build_app(template)) as server:
+        client = boto3.client("lambda", endpoint_url=server.url, region_name="us-east-1")
+        _, payload = invoke(client, "staging-get-pricing", {})
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.invoke(FunctionName="voiceline-get-pricing")
+
+    assert payload["function_name"] == "staging-get-pricing"
+
+
+@pytest.mark.parametrize("name", ["voiceline-nothing", "arn:aws:lambda:us-east-1:123456789012:function:nothing",
+                                  "voiceline-get-pricing:7"])
+def test_unknown_function_is_resource_not_found(lambda_client: Any, name: str) -> None:
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException) as raised:
+        lambda_client.invoke(FunctionName=name, Payload=b"{}")
+
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert "Function not found" in raised.value.response["Error"]["Message"]
+
+
+def test_handler_exception_is_an_unhandled_function_error_with_the_handlers_stack(lambda_client: Any) -> None:
+    response, payload = invoke(lambda_client, "voiceline-get-pricing", {"action": "raise", "service": "roofing"})
+
+    assert (response["StatusCode"], response["FunctionError"]) == (200, "Unhandled")
+    assert (payload["errorType"], payload["errorMessage"]) == ("ValueError", "no price for roofing")
+    assert payload["stackTrace"] and all("app.py" in line for line in payload["stackTrace"])
+
+
+def test_handler_past_its_timeout_is_a_timed_out_function_error(lambda_client: Any) -> None:
+    started = time.monotonic()
+    response, payload = invoke(lambda_client, "voiceline-get-pricing", {"action": "sleep", "seconds": 3})
+
+    assert response["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert time.monotonic() - started < 2.5  # the 1 s timeout, not the 3 s sleep
+
+
+def test_result_that_is_not_json_is_a_marshal_error(lambda_client: Any) -> None:
+    response, payload = invoke(lambda_client, "voiceline-get-pricing", {"action": "set"})
+
+    assert response["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.MarshalError"
+
+
+def test_payload_that_is_not_json_is_refused(lambda_client: Any) -> None:
+    with pytest.raises(lambda_client.exceptions.InvalidRequestContentException):
+        lambda_client.invoke(FunctionName="voiceline-get-pricing", Payload=b"{not json")
+
+
+def test_event_invocation_is_accepted_at_once_and_runs_in_the_background(lambda_client: Any,
+                                                                         tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    response = lambda_client.invoke(FunctionName="voiceline-get-pricing", InvocationType="Event",
+                                    Payload=json.dumps({"action": "touch", "path": str(marker)}).encode())
+
+    assert response["StatusCode"] == 202
+    eventually(marker.exists)
+
+
+def test_dry_run_checks_the_function_without_running_it(lambda_client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    response = lambda_client.invoke(FunctionName="voiceline-get-pricing", InvocationType="DryRun",
+                                    Payload=json.dumps({"action": "touch", "path": str(marker)}).encode())
+
+    assert response["StatusCode"] == 204
+    assert not marker.exists()
+
+
+def test_concurrent_invocations_run_side_by_side_in_separate_environments(lambda_client: Any,
+                                                                          tmp_path: Path) -> None:
+    parties = ["a", "b", "c"]
+    events = [{"action": "meet", "dir": str(tmp_path), "me": me, "parties": parties} for me in parties]
+
+    with ThreadPoolExecutor(len(parties)) as pool:
+        results = list(pool.map(lambda event: invoke(lambda_client, "voiceline-get-pricing", event), events))
+
+    assert all("FunctionError" not in response for response, _ in results)
+    assert len({payload["module"] for _, payload in results}) == len(parties)
+
+
+def test_invocation_beyond_the_reserved_concurrency_is_throttled(lambda_client: Any, tmp_path: Path) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
+    hold = {"action": "hold", "started": str(started), "release": str(release)}
+
+    with ThreadPoolExecutor(1) as pool:
+        holding = pool.submit(invoke, lambda_client, "voiceline-tool-exclusive", hold)
+        eventually(started.exists)
+        with pytest.raises(lambda_client.exceptions.TooManyRequestsException) as throttled:
+            lambda_client.invoke(FunctionName="voiceline-tool-exclusive", Payload=b"{}")
+        release.touch()
+        holding.result(timeout=5)
+    after, _ = invoke(lambda_client, "voiceline-tool-exclusive", {})
+
+    assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert throttled.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert after["StatusCode"] == 200
+
+
+def test_reserved_concurrency_of_zero_throttles_every_invocation(lambda_client: Any) -> None:
+    with pytest.raises(lambda_client.exceptions.TooManyRequestsException):
+        lambda_client.invoke(FunctionName="disabled", Payload=b"{}")

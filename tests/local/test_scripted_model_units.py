@@ -140,7 +140,7 @@ def test_caller_speaking_first_skips_the_greeting() -> None:
 
 
 def test_demo_script_has_a_long_interruptible_reply_and_a_barge_in() -> None:
-    assert len(SCRIPT.turns) == 3
+    assert len(SCRIPT.turns) >= 2  # a reply to cut into, then the caller line that cuts into it
     assert len(SCRIPT.turns[0].agent.audio) >= 5 * 8000
     assert SCRIPT.turns[1].interrupt_after_ms == 1500
     for line in [SCRIPT.greeting, *(part for turn in SCRIPT.turns for part in (turn.caller, turn.agent))]:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pynamodb.exceptions import PutError, UpdateError
 
@@ -61,6 +61,11 @@ def mark_stream_started(call_sid: str, stream_sid: str, started_at: datetime) ->
                           condition=Call.call_sid.exists())
 
 
+class ToolOutcome(NamedTuple):
+    outcome: str  # "ok"; "tool_error" when the tool declined (slot_taken…); anything else is a failure
+    duration_ms: float
+
+
 @dataclass
 class CallOutcome:
     """What the bridge measured over a call, written once when it ends."""
@@ -73,6 +78,19 @@ class CallOutcome:
     interruptions: int = 0
     usage: dict[str, Any] = field(default_factory=dict)
     events_dropped: int = 0
+    tool_outcomes: dict[str, list[ToolOutcome]] = field(default_factory=dict)
+
+
+def tool_summary(tool_outcomes: dict[str, list[ToolOutcome]]) -> dict[str, dict[str, Any]]:
+    """Per tool: calls, how many it declined and how many failed, and its round trip p50/p95 as the bridge saw it."""
+    summary = {}
+    for name, outcomes in tool_outcomes.items():
+        durations = [outcome.duration_ms for outcome in outcomes]
+        summary[name] = {"calls": len(outcomes),
+                         "declined": sum(outcome.outcome == "tool_error" for outcome in outcomes),
+                         "failed": sum(outcome.outcome not in ("ok", "tool_error") for outcome in outcomes),
+                         "p50_ms": percentile(durations, 0.50), "p95_ms": percentile(durations, 0.95)}
+    return summary
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -95,6 +113,8 @@ def finalise_call(call_sid: str, outcome: CallOutcome) -> None:
         Call.usage.set(outcome.usage),
         Call.events_dropped.set(outcome.events_dropped),
         Call.turn_latencies_ms.set(latencies),
+        Call.tools.set(tool_summary(outcome.tool_outcomes)),
+        Call.tool_calls.set(sum(len(outcomes) for outcomes in outcome.tool_outcomes.values())),
     ]
     if outcome.greeting_latency_ms is not None:
         actions.append(Call.greeting_latency_ms.set(round(outcome.greeting_latency_ms, 1)))

@@ -111,6 +111,8 @@ class Call(Model):
     interruptions = NumberAttribute(null=True)
     usage = JSONAttribute(null=True)
     events_dropped = NumberAttribute(null=True)
+    tool_calls = NumberAttribute(null=True)
+    tools = JSONAttribute(null=True)  # per tool: calls, declined, failed, p50_ms, p95_ms
     twilio_status = UnicodeAttribute(null=True)
     twilio_status_rank = NumberAttribute(null=True)
     twilio_duration_s = NumberAttribute(null=True)
@@ -134,4 +136,76 @@ class CallEvent(Model):
     data = JSONAttribute(null=True)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent)
+class TenantData(Model):
+    """A business's own data behind the tools, one item per thing; `sk` says what, e.g. service#tap-repair.
+
+    Each domain module owns the shape of `data` for its kinds of item.
+    """
+
+    class Meta(_TableMeta):
+        table_name = require("TENANT_DATA_TABLE")
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    data = JSONAttribute(default=dict)
+
+
+class BookingsByCode(GlobalSecondaryIndex):
+    """Finds a booking from the code the caller reads out, only ever within one tenant."""
+
+    class Meta:
+        index_name = "tenant_code"
+        projection = AllProjection()
+
+    tenant_code = UnicodeAttribute(hash_key=True)
+
+
+class BookingsByCaller(GlobalSecondaryIndex):
+    """A caller's bookings with one business, in time order."""
+
+    class Meta:
+        index_name = "tenant_caller-slot_start"
+        projection = AllProjection()
+
+    tenant_caller = UnicodeAttribute(hash_key=True)
+    slot_start = UnicodeAttribute(range_key=True)
+
+
+class Booking(Model):
+    """One slot on one calendar resource; the key is the slot, so a conditional put stops double booking."""
+
+    class Meta(_TableMeta):
+        table_name = require("BOOKINGS_TABLE")
+
+    tenant_resource = UnicodeAttribute(hash_key=True)  # "<tenant_id>#<resource>"
+    slot_start = UnicodeAttribute(range_key=True)  # local time at the business, "YYYY-MM-DDTHH:MM"
+    slot_end = UnicodeAttribute()
+    tenant_id = UnicodeAttribute()
+    resource = UnicodeAttribute()
+    confirmation_code = UnicodeAttribute()
+    tenant_code = UnicodeAttribute()  # "<tenant_id>#<confirmation_code>"
+    tenant_caller = UnicodeAttribute()  # "<tenant_id>#<caller e164>"
+    caller_number = UnicodeAttribute()
+    customer_name = UnicodeAttribute()
+    service_id = UnicodeAttribute()
+    service_name = UnicodeAttribute()
+    notes = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default="booked")
+    call_sid = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    cancelled_at = UTCDateTimeAttribute(null=True)
+
+    code_index = BookingsByCode()
+    caller_index = BookingsByCaller()
+
+
+class IdempotencyRecord(Model):
+    """Only the key: Powertools' DynamoDBPersistenceLayer owns the other attributes of its records."""
+
+    class Meta(_TableMeta):
+        table_name = require("IDEMPOTENCY_TABLE")
+
+    id = UnicodeAttribute(hash_key=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent, TenantData, Booking, IdempotencyRecord)

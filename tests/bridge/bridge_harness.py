@@ -1,0 +1,136 @@
+"""The bridge in-process for tests: served by uvicorn on 127.0.0.1, with just enough of Twilio and of AWS around it.
+
+Not a test module: test_call_session.py and test_call_tools.py share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import TwilioSigner
+from voiceline import calls, stream_token
+
+TENANT, AGENT = "tenant-a", "agent-a"
+SILENCE_FRAME = base64.b64encode(b"\xff" * 160).decode()
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, lifespan: str = "on") -> AsyncIterator[str]:
+    """An ASGI app under uvicorn on a free 127.0.0.1 port; yields its base URL (http://…)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # start-up failed: raise why
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The real bridge app; yields its media-stream URL."""
+    monkeypatch.setenv("OPENAI_REALTIME_URL", openai_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("EVENT_FLUSH_INTERVAL_S", "0.05")
+    from bridge.app import app
+
+    async with serving(app) as base_url:
+        yield base_url.replace("http://", "ws://") + "/media-stream"
+
+
+class TwilioLeg:
+    """Just enough of Twilio: a signed socket, `start`, real-time silence, and marks echoed.
+
+    Marks are echoed at once, as if the audio played instantly, unless `hold_marks` is set: then
+    they wait for `release_marks()`, as on a phone still playing the agent's words.
+    """
+
+    def __init__(self, socket: ClientConnection, call_sid: str, hold_marks: bool) -> None:
+        self.socket = socket
+        self.call_sid = call_sid
+        self.received: list[dict[str, Any]] = []
+        self.first_media = asyncio.Event()
+        self.marks_echoed = 0
+        self._hold_marks = hold_marks
+        self._held: list[dict[str, Any]] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, signer: TwilioSigner, call_sid: str, agent_id: str = AGENT,
+                   tenant_id: str = TENANT, hold_marks: bool = False) -> AsyncIterator[TwilioLeg]:
+        token = stream_token.issue(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, agent_id, tenant_id)
+        async with connect(url, additional_headers={"X-Twilio-Signature": signer.sign(url)}) as socket:
+            leg = cls(socket, call_sid, hold_marks)
+            await socket.send(json.dumps({"event": "start", "streamSid": "MZ1", "start": {
+                "streamSid": "MZ1", "callSid": call_sid, "accountSid": "AC1",
+                "customParameters": {"callSid": call_sid, "agentId": agent_id, "streamToken": token}}}))
+            yield leg
+
+    async def run_until_closed(self, timeout_s: float) -> int | None:
+        """Send silence every 20 ms and listen, until the bridge closes the socket."""
+        sender = asyncio.create_task(self._send_silence())
+        try:
+            await asyncio.wait_for(self._listen(), timeout_s)
+        finally:
+            sender.cancel()
+        return self.socket.close_code
+
+    async def hang_up(self) -> None:
+        await self.socket.send(json.dumps({"event": "stop", "stop": {"callSid": self.call_sid}}))
+
+    async def release_marks(self) -> None:
+        held, self._held = self._held, []
+        for mark in held:
+            await self._echo(mark)
+        self._hold_marks = False
+
+    async def _send_silence(self) -> None:
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await self.socket.send(json.dumps({"event": "media", "media": {"payload": SILENCE_FRAME}}))
+                await asyncio.sleep(0.02)
+
+    async def _listen(self) -> None:
+        try:
+            async for raw in self.socket:
+                message = json.loads(raw)
+                self.received.append(message)
+                if message["event"] == "media":
+                    self.first_media.set()
+                elif message["event"] == "mark" and self._hold_marks:
+                    self._held.append(message["mark"])
+                elif message["event"] == "mark":
+                    await self._echo(message["mark"])
+        except ConnectionClosed:
+            pass
+
+    async def _echo(self, mark: dict[str, Any]) -> None:
+        await self.socket.send(json.dumps({"event": "mark", "mark": mark}))
+        self.marks_echoed += 1
+
+
+async def ended_call(call_sid: str) -> Any:
+    """The finalised Call; the bridge writes it before the uvicorn task completes its connection."""
+    for _ in range(200):
+        call = await asyncio.to_thread(calls.get_call, call_sid)
+        if call.end_reason:
+            return call
+        await asyncio.sleep(0.02)
+    raise AssertionError("call never finalised")
