@@ -38,5 +38,9 @@ lint: venv $(SAM_ENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(SAM) validate --lint --region us-east-1
 
+# Cold-start figures for the tool Lambdas (about half a minute).
+bench: venv
+	$(PY) -m local.bench
+
 clean:
 	rm -rf $(VENV) $(SAM_ENV) .pytest_cache out

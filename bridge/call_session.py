@@ -421,8 +421,10 @@ class CallSession:
         for call, (result, _) in zip(function_calls, answers, strict=True):
             self._record_tool_call(call.name, call.call_id, call.arguments, result)
             await self._send_model(json.dumps(realtime.function_call_output(call.call_id, result.reply)))
+        if self.control is not None:  # already hanging up or transferring: nothing more to say
+            return
         control = next((control for _, control in answers if control is not None), None)
-        if control is None or self.control is not None:
+        if control is None:
             await self._ask_for_response()
             return
         self.control = control

@@ -1,4 +1,5 @@
-"""Reading a call's record and events from the local stack's DynamoDB, for the demo and system tests.
+"""Reading what calls left in the local stack's DynamoDB (records, events, bookings, messages), for the demo and
+system tests.
 
 Uses plain boto3 against an explicit endpoint, so the reader's own process can keep moto in-process.
 """
@@ -20,6 +21,7 @@ class CallRecords:
     def __init__(self, endpoint_url: str) -> None:
         env = local_environment()
         self._calls_table, self._events_table = env["CALLS_TABLE"], env["CALL_EVENTS_TABLE"]
+        self._bookings_table, self._tenant_data_table = env["BOOKINGS_TABLE"], env["TENANT_DATA_TABLE"]
         self._client = boto3.client(
             "dynamodb", endpoint_url=endpoint_url, region_name=env["AWS_REGION"],
             aws_access_key_id="local", aws_secret_access_key="local",
@@ -32,10 +34,22 @@ class CallRecords:
 
     def events(self, call_sid: str, after_seq: int = 0) -> list[dict[str, Any]]:
         """Events in order; pass the last seq seen to read only what is new."""
-        items = self._client.query(
-            TableName=self._events_table, ConsistentRead=True,
-            KeyConditionExpression="call_sid = :sid AND seq > :after",
-            ExpressionAttributeValues={":sid": {"S": call_sid}, ":after": {"N": str(after_seq)}})["Items"]
+        return self._query(self._events_table, "call_sid = :key AND seq > :after", call_sid,
+                           {":after": {"N": str(after_seq)}})
+
+    def bookings(self, tenant_id: str, resource: str) -> list[dict[str, Any]]:
+        """Every booking on one of a business's calendars, in slot order."""
+        return self._query(self._bookings_table, "tenant_resource = :key", f"{tenant_id}#{resource}")
+
+    def tenant_items(self, tenant_id: str, sk_prefix: str) -> list[dict[str, Any]]:
+        """A business's own data of one kind, e.g. its messages ("message#")."""
+        return self._query(self._tenant_data_table, "tenant_id = :key AND begins_with(sk, :prefix)", tenant_id,
+                           {":prefix": {"S": sk_prefix}})
+
+    def _query(self, table: str, condition: str, key: str,
+               values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        items = self._client.query(TableName=table, ConsistentRead=True, KeyConditionExpression=condition,
+                                   ExpressionAttributeValues={":key": {"S": key}, **(values or {})})["Items"]
         return [_plain(item) for item in items]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from local.call_simulator import CallConfig, CallReport, place_call
 from local.call_simulator.sids import new_sid
 from local.seed import DEMO_NUMBER
 from local.stack import ROOT, LocalStack, StackPorts
+from voiceline.stats import percentile
 
 OUT_DIR = ROOT / "out"
 CALLER_NUMBER = "+15551234567"
@@ -126,23 +126,11 @@ async def _finalised_call(records: CallRecords, call_sid: str) -> dict[str, Any]
     return None
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest rank, as the Call record's turn-latency p50/p95 are computed (voiceline.calls.percentile).
-
-    Not imported from there: that module loads the PynamoDB models, which need table names this
-    process does not have (only the stack's own processes get the local environment).
-    """
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
-
-
 def _print_tool_summary(transcript: LiveTranscript) -> None:
     calls = transcript.tool_calls
     failed = sum(1 for call in calls if call.get("outcome") != "ok")
     durations = [float(call["duration_ms"]) for call in calls if call.get("duration_ms") is not None]
-    p50, p95 = _percentile(durations, 0.5), _percentile(durations, 0.95)
+    p50, p95 = percentile(durations, 0.5), percentile(durations, 0.95)
     round_trip = f"; round trip p50 {p50:.0f} ms, p95 {p95:.0f} ms" if p50 is not None and p95 is not None else ""
     print(f"  tool calls: {len(calls)}, {failed} failed{round_trip}")
 

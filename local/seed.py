@@ -12,6 +12,7 @@ DEMO_TENANT = "tenant-demo"
 DEMO_AGENT = "agent-demo"
 DEMO_NUMBER = "+15550100"
 DEMO_CUSTOMER_NUMBER = "+15551234567"
+DEMO_TRANSFER_NUMBER = "+15550199"  # the office line transfer_call dials
 DEMO_TIMEZONE = "America/New_York"
 DEMO_TOOLS = ("lookup_customer", "get_pricing", "check_service_area", "check_availability", "book_appointment",
               "cancel_appointment", "search_knowledge", "take_message", "transfer_call", "end_call")
@@ -19,7 +20,8 @@ DEMO_TOOLS = ("lookup_customer", "get_pricing", "check_service_area", "check_ava
 DEMO_INSTRUCTIONS = (
     "You are Ava, the phone assistant for {business_name}, a plumbing company. "
     "Today is {local_date} and the local time is {local_time} ({timezone}). "
-    "The caller is calling from {caller_number}. Speak briefly and warmly, one question at a time. "
+    "The caller is calling from {caller_number}. Their name on file (blank if new): {customer_name}. "
+    "Speak briefly and warmly, one question at a time. "
     "Use your tools for prices, the service area, free slots, bookings and questions about the business; "
     "never guess them. If you do not know something, offer to take a message."
 )
@@ -56,7 +58,8 @@ def seed() -> None:
           voice="marin", speed=1.0, model="gpt-realtime",
           turn_detection={"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
                           "silence_duration_ms": 500},
-          noise_reduction="near_field", tools=list(DEMO_TOOLS), max_duration_s=300, silence_timeout_s=20).save()
+          noise_reduction="near_field", tools=list(DEMO_TOOLS), transfer_number=DEMO_TRANSFER_NUMBER,
+          max_duration_s=300, silence_timeout_s=20).save()
     PhoneNumber(DEMO_NUMBER, agent_id=DEMO_AGENT, tenant_id=DEMO_TENANT).save()
 
     tenant_data.put_business_settings(DEMO_TENANT, tenant_data.BusinessSettings(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from voiceline import calls
-from voiceline.calls import CallOutcome, NewEvent, percentile
+from voiceline.calls import CallOutcome, NewEvent
+from voiceline.stats import percentile
 
 CALL_SID = "CA" + "a" * 32
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -12,10 +13,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
+from local.dynamo import create_tables
 from local.lambda_runtime import LambdaContext, import_module_from
 from voiceline import booking, catalog, customers, knowledge, tenant_data
 from voiceline.catalog import Service
+from voiceline.models import ALL_MODELS
 from voiceline.tool_contract import CallContext, request
 from voiceline.tools import REGISTRY
 
@@ -127,3 +131,20 @@ def seed_business(business: Business) -> None:
 def freeze_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
     """Every tool's notion of "now" (min notice, past and upcoming bookings)."""
     monkeypatch.setattr(booking, "utcnow", lambda: now)
+
+
+@contextmanager
+def seeded_tables(*businesses: Business) -> Iterator[None]:
+    """Moto tables holding these businesses, for tests that only read: built once, not once per test.
+
+    The same as conftest's `dynamodb` fixture plus seeding; never nest the two.
+    """
+    with mock_aws():
+        for model in ALL_MODELS:
+            model._connection = None  # a fresh botocore client inside the mock
+        create_tables()
+        for business in businesses:
+            seed_business(business)
+        yield
+    for model in ALL_MODELS:
+        model._connection = None

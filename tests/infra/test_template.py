@@ -1,4 +1,4 @@
-"""template.yaml against the code it deploys: table keys, handlers, IAM actions, secrets and logs."""
+"""template.yaml against the code it deploys: table keys, handlers, tool functions, IAM, secrets and logs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import yaml
 from pynamodb.models import Model
 
 from local.environment import DEFAULTS
-from voiceline.models import ALL_MODELS
+from local.lambda_runtime import lambda_functions, rendered, substitution_values
+from voiceline.models import ALL_MODELS, IdempotencyRecord
+from voiceline.tools import BRIDGE, REGISTRY, Tool, lambda_function_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "STREAM_TOKEN_KEY", "OPENAI_API_KEY")
@@ -263,3 +265,190 @@ def test_containers_log_to_a_group_with_retention(container: str) -> None:
     log_group = RESOURCES[ref(CONTAINERS[container]["LogConfiguration"]["Options"]["awslogs-group"])]
     assert log_group["Type"] == "AWS::Logs::LogGroup"
     assert "RetentionInDays" in log_group["Properties"]
+
+
+# --- tool functions -----------------------------------------------------------------------------
+
+STACK_NAME = "voiceline-test"
+TOOL_FUNCTIONS = {tool.name: tool for tool in REGISTRY.values() if tool.runs_on != BRIDGE}
+# Least privilege, written out: the tables each tool's own code touches, and how (read the domain
+# modules to change it). SAM's DynamoDB policy templates cover the table and its indexes.
+TOOL_POLICIES: dict[str, set[tuple[str, str]]] = {
+    "check_availability": {("DynamoDBReadPolicy", "TenantDataTable"), ("DynamoDBReadPolicy", "BookingsTable")},
+    "book_appointment": {("DynamoDBReadPolicy", "TenantDataTable"), ("DynamoDBWritePolicy", "BookingsTable"),
+                         ("DynamoDBCrudPolicy", "IdempotencyTable")},
+    "cancel_appointment": {("DynamoDBReadPolicy", "TenantDataTable"), ("DynamoDBReadPolicy", "BookingsTable"),
+                           ("DynamoDBWritePolicy", "BookingsTable")},
+    "get_pricing": {("DynamoDBReadPolicy", "TenantDataTable")},
+    "check_service_area": {("DynamoDBReadPolicy", "TenantDataTable")},
+    "lookup_customer": {("DynamoDBReadPolicy", "TenantDataTable"), ("DynamoDBReadPolicy", "BookingsTable")},
+    "search_knowledge": {("DynamoDBReadPolicy", "TenantDataTable")},
+    "take_message": {("DynamoDBWritePolicy", "TenantDataTable"), ("DynamoDBCrudPolicy", "IdempotencyTable")},
+}
+DYNAMODB_POLICY_TEMPLATES = {"DynamoDBReadPolicy", "DynamoDBWritePolicy", "DynamoDBCrudPolicy"}
+
+
+def rendered_function_names(stack_name: str) -> dict[str, str | None]:
+    """Logical id → FunctionName as CloudFormation renders it for `stack_name`."""
+    values = {**substitution_values(TEMPLATE), "AWS::StackName": stack_name}
+    return {name: rendered(props["FunctionName"], values) if "FunctionName" in props else None
+            for name, props in FUNCTIONS.items()}
+
+
+def tool_function(tool: Tool) -> str:
+    """The logical id of the function deployed as <stack>-<runs_on>, or an assertion naming what is missing."""
+    wanted = f"{STACK_NAME}-{tool.runs_on}"
+    found = [name for name, function_name in rendered_function_names(STACK_NAME).items() if function_name == wanted]
+    assert len(found) == 1, f"{tool.name}: expected one function named {wanted!r}, found {found}"
+    return found[0]
+
+
+def test_the_registry_and_the_policy_map_name_the_same_tools() -> None:
+    assert set(TOOL_POLICIES) == set(TOOL_FUNCTIONS)
+
+
+@pytest.mark.parametrize("tool", sorted(TOOL_FUNCTIONS))
+def test_every_business_tool_has_a_function_named_stack_dash_runs_on(tool: str, monkeypatch: pytest.MonkeyPatch
+                                                                     ) -> None:
+    properties = FUNCTIONS[tool_function(TOOL_FUNCTIONS[tool])]
+
+    assert properties["CodeUri"].rstrip("/") == f"functions/{tool}"
+    assert properties["Handler"] == "app.lambda_handler"
+    assert ref(properties["Layers"][0]) == "CoreLayer"
+    monkeypatch.setenv("TOOL_FUNCTION_PREFIX", f"{STACK_NAME}-")
+    assert lambda_function_name(TOOL_FUNCTIONS[tool]) == rendered_function_names(STACK_NAME)[tool_function(
+        TOOL_FUNCTIONS[tool])]
+
+
+@pytest.mark.parametrize("tool", sorted(TOOL_FUNCTIONS))
+def test_tool_functions_run_at_least_as_long_as_the_bridge_waits(tool: str) -> None:
+    assert FUNCTIONS[tool_function(TOOL_FUNCTIONS[tool])]["Timeout"] >= TOOL_FUNCTIONS[tool].timeout_s
+
+
+def test_the_local_gateway_finds_tool_functions_by_their_default_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bridge's default prefix (voiceline-) reaches the functions the local gateway serves."""
+    monkeypatch.delenv("STACK_NAME", raising=False)
+    monkeypatch.delenv("TOOL_FUNCTION_PREFIX", raising=False)
+    served = {function.deployed_name for function in lambda_functions(TEMPLATE, ROOT)}
+    assert {lambda_function_name(tool) for tool in TOOL_FUNCTIONS.values()} <= served
+
+
+def granted_tables(policies: list[Any]) -> set[tuple[str, str]]:
+    """(policy template, table logical id) for each policy, refusing anything but a DynamoDB template on one table.
+
+    Inline statements are refused outright, so no tool function can hold a `*` resource or action.
+    """
+    granted = set()
+    for policy in policies:
+        assert isinstance(policy, dict) and len(policy) == 1, f"only SAM DynamoDB policy templates, got {policy!r}"
+        [(template, arguments)] = policy.items()
+        assert template in DYNAMODB_POLICY_TEMPLATES, f"{template} is not a DynamoDB table policy template"
+        table = ref(arguments.get("TableName"))
+        assert table in of_type("AWS::DynamoDB::Table"), f"{template} must name a table with !Ref, got {arguments}"
+        granted.add((template, table))
+    return granted
+
+
+@pytest.mark.parametrize("tool", sorted(TOOL_FUNCTIONS))
+def test_tool_functions_may_touch_only_the_tables_their_code_needs(tool: str) -> None:
+    properties = RESOURCES[tool_function(TOOL_FUNCTIONS[tool])]["Properties"]
+
+    assert granted_tables(properties.get("Policies", [])) == TOOL_POLICIES[tool]
+
+
+def bridge_invoke_statements() -> list[dict[str, Any]]:
+    [task] = of_type("AWS::ECS::TaskDefinition").values()
+    role = RESOURCES[task["TaskRoleArn"]["Fn::GetAtt"][0]]
+    statements = list(policy_statements(role["Properties"].get("Policies", [])))
+    return [s for s in statements if "lambda" in str(s.get("Action", "")).lower()]
+
+
+def test_the_bridge_may_invoke_exactly_the_tool_functions() -> None:
+    [statement] = bridge_invoke_statements()
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] in ("lambda:InvokeFunction", ["lambda:InvokeFunction"])
+    assert all(set(resource) == {"Fn::GetAtt"} and resource["Fn::GetAtt"][1] == "Arn" for resource in resources)
+    assert sorted(resource["Fn::GetAtt"][0] for resource in resources) == sorted(
+        tool_function(tool) for tool in TOOL_FUNCTIONS.values())
+
+
+def test_the_bridge_gets_the_tool_function_prefix_and_no_tenant_tables() -> None:
+    [container] = CONTAINERS.values()
+    environment = {item["Name"]: item["Value"] for item in container.get("Environment", [])}
+    assert environment["TOOL_FUNCTION_PREFIX"] == {"Fn::Sub": "${AWS::StackName}-"}
+
+    [task] = of_type("AWS::ECS::TaskDefinition").values()
+    role = RESOURCES[task["TaskRoleArn"]["Fn::GetAtt"][0]]
+    touched = {node.get("Fn::GetAtt", [None])[0] for statement in policy_statements(role["Properties"]["Policies"])
+               for node in (statement["Resource"] if isinstance(statement["Resource"], list)
+                            else [statement["Resource"]]) if isinstance(node, dict)}
+    assert touched.isdisjoint({"TenantDataTable", "BookingsTable", "IdempotencyTable"})
+
+
+def test_idempotency_records_expire_on_the_attribute_powertools_writes() -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    expiry = DynamoDBPersistenceLayer(table_name="any").expiry_attr
+    properties = RESOURCES[table_resource(IdempotencyRecord)]["Properties"]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": expiry, "Enabled": True}
+
+
+# The actions SAM's policy templates grant (samtranslator's policy_templates.json).
+SAM_DYNAMODB_ACTIONS = {
+    "DynamoDBReadPolicy": {"GetItem", "Scan", "Query", "BatchGetItem", "DescribeTable"},
+    "DynamoDBWritePolicy": {"PutItem", "UpdateItem", "BatchWriteItem"},
+    "DynamoDBCrudPolicy": {"GetItem", "DeleteItem", "PutItem", "Scan", "Query", "UpdateItem", "BatchWriteItem",
+                           "BatchGetItem", "DescribeTable", "ConditionCheckItem"},
+}
+TOOL_RUNS: dict[str, dict[str, Any]] = {
+    "check_availability": {"service": "tap repair", "date_from": "2030-03-12", "date_to": "2030-03-13"},
+    "book_appointment": {"service": "tap repair", "slot_start": "2030-03-12T10:00", "customer_name": "Jordan Lee"},
+    "cancel_appointment": {"confirmation_code": "<booked>"},
+    "get_pricing": {"service": "tap repair"},
+    "check_service_area": {"postcode": "10001"},
+    "lookup_customer": {},
+    "search_knowledge": {"query": "card payment"},
+    "take_message": {"message": "Please call me back.", "callback_requested": True},
+}
+
+
+def test_every_tool_has_a_permission_run() -> None:
+    assert set(TOOL_RUNS) == set(TOOL_FUNCTIONS)
+
+
+@pytest.mark.parametrize("tool", sorted(TOOL_RUNS))
+def test_tool_permissions_are_exactly_what_a_successful_run_uses(tool: str, dynamodb: None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every DynamoDB call the real handler makes is granted, and every grant is used: the map is least privilege."""
+    from botocore.client import BaseClient
+
+    from tests.functions.tool_calls import CALLER, Business, invoke, ok, seed_business
+    from voiceline import booking
+
+    seed_business(Business("tenant-permissions"))
+    arguments = dict(TOOL_RUNS[tool])
+    if tool == "cancel_appointment":
+        arguments["confirmation_code"] = booking.book("tenant-permissions", "tap repair", "2030-03-12T10:00",
+                                                      "Jordan Lee", CALLER)["confirmation_code"]
+    table_ids = {model.Meta.table_name: table_resource(model) for model in ALL_MODELS}
+    calls: set[tuple[str, str]] = set()
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            tables = params.get("RequestItems", {}).keys() if "RequestItems" in params else [params["TableName"]]
+            calls.update((operation, table_ids[table]) for table in tables)
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    ok(invoke(tool, arguments, tenant="tenant-permissions", caller=CALLER))
+    monkeypatch.undo()
+
+    granted = TOOL_POLICIES[tool]
+    allowed = {(action, table) for template, table in granted for action in SAM_DYNAMODB_ACTIONS[template]}
+    assert calls <= allowed, f"{tool} makes calls its policies do not allow: {sorted(calls - allowed)}"
+    used = {(template, table) for template, table in granted
+            if any((action, table) in calls for action in SAM_DYNAMODB_ACTIONS[template])}
+    assert used == granted, f"{tool} never uses {sorted(granted - used)}"

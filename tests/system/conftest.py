@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,11 @@ import httpx
 import pytest
 
 from local.call_records import CallRecords
-from local.stack import LocalStack, StackPorts
+from local.call_simulator import CallConfig
+from local.seed import DEMO_CUSTOMER_NUMBER, DEMO_NUMBER
+from local.stack import ROOT, LocalStack, StackPorts
+
+TOOLS_TOUR = ROOT / "local" / "conversations" / "tools_tour.json"
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +26,36 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 @pytest.fixture(scope="session")
+def tour_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A second stack whose model follows the tools tour: every tool the demo call leaves out."""
+    with LocalStack(ports=StackPorts.free(), conversation=TOOLS_TOUR,
+                    log_dir=tmp_path_factory.mktemp("tour-stack-logs")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def records(stack: LocalStack) -> CallRecords:
     return CallRecords(stack.dynamodb_url)
+
+
+def call_config(stack: LocalStack, wav_dir: Path, **overrides: Any) -> CallConfig:
+    """The demo customer calling the demo number, with the stack's conversation."""
+    return CallConfig(gateway_url=stack.gateway_url, to_number=DEMO_NUMBER, from_number=DEMO_CUSTOMER_NUMBER,
+                      conversation=stack.conversation, wav_path=wav_dir / "call.wav",
+                      twilio_api_url=stack.twilio_api_url,  # the script's agent hangs up through Twilio REST
+                      on_line=lambda line: None, max_call_seconds=90, **overrides)
+
+
+async def finalised(records: CallRecords, call_sid: str, timeout_s: float = 15) -> dict[str, Any]:
+    """The Call once the bridge has written its end; the bridge does so right after the stream ends."""
+    deadline = time.monotonic() + timeout_s
+    record = None
+    while time.monotonic() < deadline:
+        record = await asyncio.to_thread(records.call, call_sid)
+        if record and record.get("end_reason") and record.get("twilio_status"):
+            return record
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"call {call_sid} was not finalised within {timeout_s}s: {record}")
 
 
 class ModelSessions:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +13,17 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from local.call_records import CallRecords
-from local.call_simulator import CallConfig, CallReport, place_call
+from local.call_simulator import CallReport, place_call
 from local.scripted_model import load_script
 from local.seed import DEMO_AGENT, DEMO_NUMBER
 from local.stack import LocalStack
 from tests.conftest import TwilioSigner
+from tests.system.conftest import call_config, finalised
 from voiceline import stream_token
 
 pytestmark = pytest.mark.system
 
 CALLER = "+15551234567"
-
-
-def _config(stack: LocalStack, wav_dir: Path, **overrides: Any) -> CallConfig:
-    return CallConfig(gateway_url=stack.gateway_url, to_number=DEMO_NUMBER, from_number=CALLER,
-                      conversation=stack.conversation, wav_path=wav_dir / "call.wav",
-                      twilio_api_url=stack.twilio_api_url,  # the script's agent hangs up through Twilio REST
-                      on_line=lambda line: None, max_call_seconds=90, **overrides)
-
-
-async def _finalised(records: CallRecords, call_sid: str, timeout_s: float = 15) -> dict[str, Any]:
-    """The Call once the bridge has written its end; the bridge does so right after the stream ends."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        record = await asyncio.to_thread(records.call, call_sid)
-        if record and record.get("end_reason") and record.get("twilio_status"):
-            return record
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"call {call_sid} was not finalised within {timeout_s}s: {record}")
 
 
 def _assert_heard_both_ways(report: CallReport, session: dict[str, Any]) -> None:
@@ -56,8 +38,8 @@ def _assert_heard_both_ways(report: CallReport, session: dict[str, Any]) -> None
 async def test_simulated_call_is_heard_both_ways_and_recorded(
         stack: LocalStack, records: CallRecords, model_sessions: Any, wav_dir: Path) -> None:
     before = model_sessions.all()
-    report = await place_call(_config(stack, wav_dir))
-    record = await _finalised(records, report.call_sid)
+    report = await place_call(call_config(stack, wav_dir))
+    record = await finalised(records, report.call_sid)
     [session] = model_sessions.opened_since(before)
     script = load_script(stack.conversation)
 
@@ -103,13 +85,13 @@ async def test_malformed_frames_do_not_end_a_call_nor_disturb_another(
     ]
     before = model_sessions.all()
     noisy, quiet = await asyncio.gather(
-        place_call(_config(stack, tmp_path / "noisy", malformed_frames=garbage)),
-        place_call(_config(stack, tmp_path / "quiet")))
+        place_call(call_config(stack, tmp_path / "noisy", malformed_frames=garbage)),
+        place_call(call_config(stack, tmp_path / "quiet")))
     sessions = {s["input_audio_sha256"]: s for s in model_sessions.opened_since(before)}
 
     for report in (noisy, quiet):
         _assert_heard_both_ways(report, sessions[report.sent_audio_sha256])
-        record = await _finalised(records, report.call_sid)
+        record = await finalised(records, report.call_sid)
         assert record["end_reason"] == "agent_hung_up"
     assert noisy.malformed_frames_sent == len(garbage)
     ended = [e for e in records.events(noisy.call_sid) if e["kind"] == "call_ended"]

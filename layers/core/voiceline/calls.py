@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any, NamedTuple
 from pynamodb.exceptions import PutError, UpdateError
 
 from voiceline.models import Call, CallEvent
+from voiceline.stats import percentile
 
 # Twilio status callbacks can arrive late or repeated; a status never moves backwards.
 _TWILIO_STATUS_RANK = {
@@ -91,15 +91,6 @@ def tool_summary(tool_outcomes: dict[str, list[ToolOutcome]]) -> dict[str, dict[
                          "failed": sum(outcome.outcome not in ("ok", "tool_error") for outcome in outcomes),
                          "p50_ms": percentile(durations, 0.50), "p95_ms": percentile(durations, 0.95)}
     return summary
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
 
 
 def finalise_call(call_sid: str, outcome: CallOutcome) -> None:

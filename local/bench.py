@@ -1,0 +1,142 @@
+"""`make bench`: how fast Voiceline's pieces are, measured rather than asserted in unit tests.
+
+Each section measures one thing and prints one table; main() runs them in order.
+
+- Cold imports: a fresh `python` per sample imports a tool Lambda's handler module with only what
+  Lambda puts on sys.path (the function's folder, the layer, the installed packages), and reports
+  the import alone, without interpreter start-up. Bytecode is cached (a warm-up run writes it to a
+  private prefix, never into the source tree), as for a layer that ships .pyc files; a layer without
+  them also pays for compiling its own source on every cold start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.environment import DEFAULTS
+from local.lambda_runtime import LambdaFunction, lambda_functions
+from local.gateway import DEFAULT_TEMPLATE, load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SAMPLES = 7
+SAMPLE_TIMEOUT_S = 60  # one import; anything slower is broken, not slow
+
+# Run in a fresh interpreter: put the function folder and the layer first, as Lambda does
+# (/var/task, then /opt/python), then the installed packages; import the handler; print the milliseconds.
+_IMPORT_HANDLER = """
+import importlib, sys, time
+code_dir, handler, layers, packages = sys.argv[1:5]
+sys.path[:0] = [code_dir, *filter(None, layers.split("|"))]
+sys.path.extend(packages.split("|"))
+module_name, _, attribute = handler.rpartition(".")
+started = time.perf_counter()
+getattr(importlib.import_module(module_name), attribute)
+print((time.perf_counter() - started) * 1000)
+"""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table of results."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[object, ...]]
+    note: str = ""
+
+
+Measure = Callable[[argparse.Namespace], Section]
+
+
+def tool_functions() -> list[LambdaFunction]:
+    """The template's functions behind business tools, in the registry's order."""
+    from voiceline.tools import BRIDGE, REGISTRY
+
+    functions = {function.code_dir.name: function
+                 for function in lambda_functions(load_template(DEFAULT_TEMPLATE), DEFAULT_TEMPLATE.parent)}
+    return [functions[name] for name, tool in REGISTRY.items() if tool.runs_on != BRIDGE and name in functions]
+
+
+def layer_dirs() -> list[str]:
+    template = load_template(DEFAULT_TEMPLATE)
+    return [str(DEFAULT_TEMPLATE.parent / resource["Properties"]["ContentUri"])
+            for resource in template["Resources"].values()
+            if resource["Type"] == "AWS::Serverless::LayerVersion"]
+
+
+def import_ms(function: LambdaFunction, pycache: str) -> float:
+    """One cold import of the function's handler module in a fresh interpreter."""
+    packages = "|".join(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    env = {**DEFAULTS, "PATH": os.environ.get("PATH", ""), "PYTHONPYCACHEPREFIX": pycache,
+           "AWS_LAMBDA_FUNCTION_NAME": function.deployed_name,
+           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb)}
+    # -I -S: no user site, no .pth files, so the editable voiceline install cannot stand in for the layer.
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", _IMPORT_HANDLER, str(function.code_dir),
+                             function.handler, "|".join(layer_dirs()), packages],
+                            env=env, cwd=function.code_dir, capture_output=True, text=True, timeout=SAMPLE_TIMEOUT_S,
+                            check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{function.deployed_name}: {function.handler} does not import:\n{result.stderr}")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def cold_imports(args: argparse.Namespace) -> Section:
+    functions = tool_functions()
+    samples: dict[str, list[float]] = {function.deployed_name: [] for function in functions}
+    with tempfile.TemporaryDirectory(prefix="voiceline-bench-pycache-") as pycache:
+        for function in functions:
+            import_ms(function, pycache)  # warm-up: writes the bytecode, warms the disk cache
+        # Round-robin, so a busy moment of the machine spreads over every function instead of one.
+        for _ in range(args.samples):
+            for function in functions:
+                samples[function.deployed_name].append(import_ms(function, pycache))
+    rows: list[tuple[object, ...]] = [(name, f"{statistics.median(times):.0f}", f"{max(times):.0f}")
+                                      for name, times in samples.items()]
+    return Section(f"Cold import of each tool Lambda's handler module ({args.samples} samples each)",
+                   ("function", "median ms", "max ms"), rows,
+                   note="Import only, bytecode cached; Lambda's init also starts the runtime.")
+
+
+SECTIONS: list[Measure] = [cold_imports]
+
+
+def render(section: Section) -> str:
+    cells = [section.columns, *[tuple(str(value) for value in row) for row in section.rows]]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(section.columns))]
+
+    def line(row: Sequence[str]) -> str:
+        # The first column is a name (left); the rest are figures (right).
+        return "  ".join(cell.ljust(width) if index == 0 else cell.rjust(width)
+                         for index, (cell, width) in enumerate(zip(row, widths, strict=True)))
+
+    lines = [section.title, line(section.columns), line(["-" * width for width in widths])]
+    lines += [line(row) for row in cells[1:]]
+    if section.note:
+        lines.append(section.note)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="measurements per function")
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error("--samples must be at least 1")
+    started = time.perf_counter()
+    for measure in SECTIONS:
+        print(render(measure(args)), end="\n\n", flush=True)
+    print(f"bench took {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
