@@ -7,11 +7,16 @@ Each section measures one thing and prints one table; main() runs them in order.
   the import alone, without interpreter start-up. Bytecode is cached (a warm-up run writes it to a
   private prefix, never into the source tree), as for a layer that ships .pyc files; a layer without
   them also pays for compiling its own source on every cold start.
+- Tool round trips: the bridge's own ToolInvoker calls each business tool through the local
+  stack's Lambda Invoke API (boto3 → gateway → handler → moto), with the arguments of the tool's
+  first sample in events/. The first call of each tool is its cold start; the rest are warm.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -21,13 +26,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from local.environment import DEFAULTS
-from local.lambda_runtime import LambdaFunction, lambda_functions
 from local.gateway import DEFAULT_TEMPLATE, load_template
+from local.lambda_runtime import LambdaFunction, lambda_functions
+from local.stack import ROOT, LocalStack, StackPorts
+from voiceline.stats import percentile
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLES = 7
 SAMPLE_TIMEOUT_S = 60  # one import; anything slower is broken, not slow
 
@@ -107,7 +112,52 @@ def cold_imports(args: argparse.Namespace) -> Section:
                    note="Import only, bytecode cached; Lambda's init also starts the runtime.")
 
 
-SECTIONS: list[Measure] = [cold_imports]
+def tool_round_trips(args: argparse.Namespace) -> Section:
+    with LocalStack(ports=StackPorts.free()) as stack:
+        os.environ.update(stack.environment())  # boto3 reads AWS_ENDPOINT_URL_LAMBDA when the invoker starts
+        durations = asyncio.run(_invoke_each_tool(args.samples * 3))
+    rows: list[tuple[object, ...]] = []
+    for name, (cold_ms, warm, outcomes) in durations.items():
+        rows.append((name, f"{cold_ms:.0f}", f"{percentile(warm, 0.5):.0f}", f"{percentile(warm, 0.95):.0f}",
+                     ", ".join(sorted(outcomes))))
+    everything = [ms for _, warm, _ in durations.values() for ms in warm]
+    rows.append(("all warm calls", "", f"{percentile(everything, 0.5):.0f}", f"{percentile(everything, 0.95):.0f}",
+                 ""))
+    return Section(f"Tool round trip as the bridge sees it (1 cold + {args.samples * 3} warm calls each)",
+                   ("tool", "cold ms", "warm p50 ms", "warm p95 ms", "outcomes"), rows,
+                   note="Local stack: the handlers run in the gateway's process against moto. 'Cold' is the first "
+                        "call of a function;\nafter the first tool the shared layer is already imported in that "
+                        "process, so only the handler module loads.\nA repeated booking of one slot answers "
+                        "tool_error (slot_taken), which is a full round trip too.")
+
+
+async def _invoke_each_tool(warm_calls: int) -> dict[str, tuple[float, list[float], set[str]]]:
+    from bridge.tool_invoker import ToolInvoker
+    from voiceline.tool_contract import CallContext
+    from voiceline.tools import REGISTRY
+
+    invoker = ToolInvoker()
+    durations: dict[str, tuple[float, list[float], set[str]]] = {}
+    try:
+        for sample in sorted((ROOT / "events").glob("*/*.json")):
+            event = json.loads(sample.read_text())
+            if event.get("tool") not in REGISTRY or event["tool"] in durations:
+                continue
+            call = event["call"]
+            context = CallContext(call["call_sid"], call["agent_id"], call["tenant_id"], call["from"], call["to"])
+            results = [await invoker.invoke(REGISTRY[event["tool"]], event["arguments"], context,
+                                            f"{event['invocation_id']}-{number}")
+                       for number in range(warm_calls + 1)]
+            if results[0].outcome not in ("ok", "tool_error"):
+                raise RuntimeError(f"{event['tool']} ({sample.name}) failed: {results[0].reply}")
+            durations[event["tool"]] = (results[0].duration_ms, [result.duration_ms for result in results[1:]],
+                                        {result.outcome for result in results})
+    finally:
+        invoker.close()
+    return durations
+
+
+SECTIONS: list[Measure] = [cold_imports, tool_round_trips]
 
 
 def render(section: Section) -> str:

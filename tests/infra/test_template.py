@@ -308,16 +308,17 @@ def test_the_registry_and_the_policy_map_name_the_same_tools() -> None:
 
 
 @pytest.mark.parametrize("tool", sorted(TOOL_FUNCTIONS))
-def test_every_business_tool_has_a_function_named_stack_dash_runs_on(tool: str, monkeypatch: pytest.MonkeyPatch
-                                                                     ) -> None:
-    properties = FUNCTIONS[tool_function(TOOL_FUNCTIONS[tool])]
+def test_every_business_tool_has_a_function_named_stack_dash_runs_on(tool: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    logical_id = tool_function(TOOL_FUNCTIONS[tool])
+    properties = FUNCTIONS[logical_id]
 
     assert properties["CodeUri"].rstrip("/") == f"functions/{tool}"
     assert properties["Handler"] == "app.lambda_handler"
     assert ref(properties["Layers"][0]) == "CoreLayer"
+    # The bridge's container gets TOOL_FUNCTION_PREFIX = "<stack>-" and builds the same name.
     monkeypatch.setenv("TOOL_FUNCTION_PREFIX", f"{STACK_NAME}-")
-    assert lambda_function_name(TOOL_FUNCTIONS[tool]) == rendered_function_names(STACK_NAME)[tool_function(
-        TOOL_FUNCTIONS[tool])]
+    assert lambda_function_name(TOOL_FUNCTIONS[tool]) == rendered_function_names(STACK_NAME)[logical_id]
 
 
 @pytest.mark.parametrize("tool", sorted(TOOL_FUNCTIONS))
