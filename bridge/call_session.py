@@ -32,7 +32,7 @@ from bridge.tool_invoker import ToolInvoker, ToolResult
 from bridge.twilio_calls import TwilioCalls
 from voiceline import calls, stream_token
 from voiceline.instructions import call_variables, render
-from voiceline.models import Agent
+from voiceline.models import Agent, Call
 from voiceline.tool_contract import CallContext
 
 logger = Logger(service="voiceline-bridge", child=True)
@@ -83,7 +83,7 @@ class CallSession:
         self.tool_outcomes: dict[str, list[calls.ToolOutcome]] = {}
         self.control: CallControl | None = None  # the hang-up or transfer under way
         self._expected_stop: str | None = None  # why Twilio is about to stop the stream, when we asked it to
-        self._caller_number = ""
+        self._caller_id = ""
         self.dropped_items: set[str] = set()
         self.interruptions = 0
         self.greeting_latency_ms: float | None = None
@@ -176,9 +176,9 @@ class CallSession:
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
             return False
         self.agent = agent
-        self._caller_number = call.from_number
-        self.tools = AgentTools(agent, CallContext(start.call_sid, agent.agent_id, self._tenant_id, call.from_number,
-                                                   call.to_number), self.tool_invoker)
+        # A transfer shows Twilio's From: the caller's own number, or ours on an outbound call.
+        self._caller_id = call.from_number
+        self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker)
         self.recorder.start()
         marked = asyncio.create_task(self._mark_stream_started(start))
         # The caller's name is looked up while the model connects, so the greeting can use it.
@@ -196,14 +196,23 @@ class CallSession:
         customer_name, looked_up = await lookup
         if looked_up is not None:
             self._record_tool_call("lookup_customer", "call-start", {}, looked_up)
-        variables = call_variables(call.from_number, agent.business_name, agent.timezone,
-                                   datetime.now(UTC), extra={"customer_name": customer_name})
-        await self._send_model(json.dumps(realtime.session_update(agent, render(agent.instructions, variables),
-                                                                  self.tools.definitions())))
-        await self._send_model(json.dumps(realtime.greeting(render(agent.greeting, variables))))
+        await self._start_conversation(agent, call, customer_name)
         await marked
         self.state = "active"
         return True
+
+    async def _start_conversation(self, agent: Agent, call: Call, customer_name: str) -> None:
+        """Configure the session; the agent greets first, unless it waits for the callee of an outbound call."""
+        assert self.tools is not None
+        variables = call_variables(_customer_number(call), agent.business_name, agent.timezone, datetime.now(UTC),
+                                   extra={**(call.variables or {}), "customer_name": customer_name})
+        instructions, greeting = render(agent.instructions, variables), render(agent.greeting, variables)
+        waits = agent.wait_for_callee and call.direction == "outbound"
+        if waits:
+            instructions += f"\n\nThe person you called speaks first. Then greet them with: {greeting}"
+        await self._send_model(json.dumps(realtime.session_update(agent, instructions, self.tools.definitions())))
+        if not waits:
+            await self._send_model(json.dumps(realtime.greeting(greeting)))
 
     async def _mark_stream_started(self, start: twilio.StreamStart) -> None:
         try:
@@ -460,7 +469,7 @@ class CallSession:
             result = await self.twilio_calls.hang_up(self.call_sid)
         else:
             assert control.to_number is not None
-            result = await self.twilio_calls.transfer(self.call_sid, control.to_number, self._caller_number)
+            result = await self.twilio_calls.transfer(self.call_sid, control.to_number, self._caller_id)
         self._record(control.action, data={"reason": control.reason, "to": control.to_number,
                                            "outcome": result.outcome, "twilio_code": result.error_code,
                                            "elapsed_ms": result.elapsed_ms})
@@ -521,6 +530,17 @@ class CallSession:
                 data: dict[str, Any] | None = None) -> None:
         if self.recorder is not None:
             self.recorder.record(kind, role=role, text=text, data=data)
+
+
+def _customer_number(call: Call) -> str:
+    """The other party: the caller on an inbound call, the callee on an outbound one."""
+    return call.to_number if call.direction == "outbound" else call.from_number
+
+
+def _call_context(call: Call, agent: Agent) -> CallContext:
+    """What every tool is told about the call: `from` is always the customer, `to` always the business."""
+    business_number = call.from_number if call.direction == "outbound" else call.to_number
+    return CallContext(call.call_sid, agent.agent_id, agent.tenant_id, _customer_number(call), business_number)
 
 
 def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from local.stack import DEMO_CONVERSATION
 from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
 from tests.conftest import TwilioSigner
 from voiceline import calls
-from voiceline.models import Agent
+from voiceline.models import Agent, Call
 
 
 def _seed(call_sid: str, **agent_fields: Any) -> None:
@@ -120,3 +120,27 @@ async def test_unknown_and_error_model_events_do_not_end_the_call(
     assert error.data["code"] == "something_odd"
     [ended] = [e for e in calls.list_events("CA104") if e.kind == "call_ended"]
     assert ended.data["model_events_ignored"] == 3
+
+
+async def test_an_outbound_call_waits_for_the_callee_and_fills_in_its_variables(
+        dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    Agent(AGENT, tenant_id=TENANT, name="Ava", business_name="Acme", instructions="Calling {caller_number} about "
+          "order {order_id}.", greeting="Hi, this is Acme about order {order_id}.", wait_for_callee=True,
+          max_duration_s=60, silence_timeout_s=60).save()
+    calls.create_call("CA110", TENANT, AGENT, "+15550100", "+15551230000", direction="outbound")
+    Call("CA110").update(actions=[Call.variables.set({"order_id": "A-17"})])
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA110") as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=10))
+        await asyncio.sleep(1.5)  # a greeting would have arrived within a few hundred ms
+        assert not leg.first_media.is_set()
+        await leg.hang_up()
+        await listening
+
+    [session] = scripted_model.sessions
+    instructions = session.record.session["instructions"]
+    assert instructions.startswith("Calling +15551230000 about order A-17.")  # the callee, not our number
+    assert "Then greet them with: Hi, this is Acme about order A-17." in instructions
+    assert session.record.responses == 0
+    assert (await ended_call("CA110")).end_reason == "caller_hung_up"

@@ -52,7 +52,13 @@ class Agent(Model):
     max_duration_s = NumberAttribute(default=600)
     silence_timeout_s = NumberAttribute(default=30)
     enabled = BooleanAttribute(default=True)
+    # Outbound calls: let the callee speak first; what to do when Twilio's AMD hears a machine
+    # ("off": treat it as a person, "hang_up", or "leave_message" with voicemail_message).
+    wait_for_callee = BooleanAttribute(default=False)
+    answering_machine = UnicodeAttribute(default="off")
+    voicemail_message = UnicodeAttribute(null=True)
     version = NumberAttribute(default=1)
+    updated_at = UTCDateTimeAttribute(null=True)
 
 
 class PhoneNumber(Model):
@@ -115,6 +121,8 @@ class Call(Model):
     tools = JSONAttribute(null=True)  # per tool: calls, declined, failed, p50_ms, p95_ms
     twilio_status = UnicodeAttribute(null=True)
     twilio_status_rank = NumberAttribute(null=True)
+    variables = JSONAttribute(null=True)  # template variables given for an outbound call
+    answered_by = UnicodeAttribute(null=True)  # Twilio AMD's verdict on an outbound call
     twilio_duration_s = NumberAttribute(null=True)
 
     agent_index = CallsByAgent()

@@ -37,8 +37,8 @@ class CallContext:
     call_sid: str
     agent_id: str
     tenant_id: str
-    caller_number: str
-    called_number: str
+    caller_number: str  # the customer: the caller, or the callee of an outbound call
+    called_number: str  # the business's number
 
     def as_request(self) -> dict[str, str]:
         return {"call_sid": self.call_sid, "agent_id": self.agent_id, "tenant_id": self.tenant_id,
