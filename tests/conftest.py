@@ -20,8 +20,27 @@ for _name, _value in DEFAULTS.items():
     os.environ.setdefault(_name, _value)
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)  # unit tests use moto in-process; the stack sets it
 
+import botocore.loaders  # noqa: E402
+import botocore.session  # noqa: E402
+import pynamodb.connection.base  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
+
+_SERVICE_MODELS = botocore.loaders.create_loader()
+
+
+def _session_with_cached_service_models() -> botocore.session.Session:
+    """A fresh botocore session that reads DynamoDB's service description once per test run, not per client.
+
+    Each test gives every model a fresh client inside its moto mock; without the shared loader each
+    of those re-reads and re-parses the service JSON, about 2 s of setup per test.
+    """
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _SERVICE_MODELS)
+    return session
+
+
+pynamodb.connection.base.get_session = _session_with_cached_service_models  # type: ignore[assignment]
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 EVENTS_DIR = ROOT / "events"
