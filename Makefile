@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SAM_ENV := .tools/sam
 SAM := $(SAM_ENV)/bin/sam
 
-.PHONY: venv demo test dev lint bench clean
+.PHONY: venv demo test dev lint bench admin-key clean
 
 $(VENV)/.installed: requirements-dev.txt bridge/requirements.txt layers/core/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: venv
 
 dev: venv
 	$(PY) -m local.stack
+
+# A tenant and an admin API key in the running local stack (make dev); the key is printed once.
+# make admin-key TENANT=tenant-demo [NAME=laptop]
+TENANT ?= tenant-demo
+admin-key: venv
+	$(PY) -m local.admin_key --tenant "$(TENANT)" $(if $(NAME),--name "$(NAME)")
 
 # The SAM CLI lives in its own tool environment, never in the project's dependencies.
 $(SAM_ENV)/.installed:

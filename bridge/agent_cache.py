@@ -1,25 +1,52 @@
-"""Agents loaded at call start, cached briefly so a burst of calls costs one read."""
+"""Agents as the bridge reads them at call start: always fresh, with the last good copy as a fallback.
+
+Every call reads its agent (one strongly consistent GetItem, alongside the call record's read), so a
+change saved through the admin API reaches the very next call. The copy from the last successful read
+stands in only when the read fails or is slow, and only while it is younger than `fallback_ttl_s`, so a
+DynamoDB hiccup does not cost a call.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+
+from aws_lambda_powertools import Logger
 
 from voiceline.agents import get_agent
 from voiceline.models import Agent
 
+READ_TIMEOUT_S = 2.0  # then the fallback copy, if any: the caller is already waiting
+
+logger = Logger(service="voiceline-bridge", child=True)
+
+
+def _read_consistently(agent_id: str) -> Agent | None:
+    return get_agent(agent_id, consistent_read=True)
+
 
 class AgentCache:
-    def __init__(self, ttl_s: float) -> None:
-        self._ttl_s = ttl_s
+    def __init__(self, fallback_ttl_s: float, read: Callable[[str], Agent | None] = _read_consistently,
+                 read_timeout_s: float = READ_TIMEOUT_S) -> None:
+        self._fallback_ttl_s = fallback_ttl_s
+        self._read = read
+        self._read_timeout_s = read_timeout_s
         self._entries: dict[str, tuple[float, Agent]] = {}
 
     async def get(self, agent_id: str) -> Agent | None:
-        """The agent, from cache when fresh; an edit reaches the next call within the TTL."""
-        entry = self._entries.get(agent_id)
-        if entry and time.monotonic() - entry[0] < self._ttl_s:
+        """The agent as stored now; None when it does not exist (a deleted agent is forgotten too)."""
+        try:
+            agent = await asyncio.wait_for(asyncio.to_thread(self._read, agent_id), self._read_timeout_s)
+        except Exception as error:
+            entry = self._entries.get(agent_id)
+            if entry is None or time.monotonic() - entry[0] >= self._fallback_ttl_s:
+                raise
+            logger.warning("agent read failed; using the last copy", agent_id=agent_id, error=repr(error),
+                           copy_age_s=round(time.monotonic() - entry[0], 1))
             return entry[1]
-        agent = await asyncio.to_thread(get_agent, agent_id)
-        if agent is not None:
+        if agent is None:
+            self._entries.pop(agent_id, None)
+        else:
             self._entries[agent_id] = (time.monotonic(), agent)
         return agent

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from voiceline.agent_options import transcription_language
 from voiceline.models import Agent
 
 
@@ -28,7 +29,8 @@ def session_update(agent: Agent, instructions: str, tools: Sequence[dict[str, An
     """The GA session: μ-law in and out (no resampling), the agent's voice, turn taking, prompt and tools."""
     audio_input: dict[str, Any] = {
         "format": {"type": "audio/pcmu"},
-        "transcription": {"model": agent.transcription_model, "language": agent.language.split("-")[0]},
+        "transcription": {"model": agent.transcription_model,
+                          "language": transcription_language(agent.language, agent.transcription_language)},
         "turn_detection": agent.turn_detection,
         "noise_reduction": {"type": agent.noise_reduction} if agent.noise_reduction else None,
     }

@@ -2,14 +2,16 @@
 
 Each section measures one thing and prints one table; main() runs them in order.
 
-- Cold imports: a fresh `python` per sample imports a tool Lambda's handler module with only what
-  Lambda puts on sys.path (the function's folder, the layer, the installed packages), and reports
+- Cold imports: a fresh `python` per sample imports a tool Lambda's (or the admin API's) handler module
+  with only what Lambda puts on sys.path (the function's folder, the layer, the installed packages), and reports
   the import alone, without interpreter start-up. Bytecode is cached (a warm-up run writes it to a
   private prefix, never into the source tree), as for a layer that ships .pyc files; a layer without
   them also pays for compiling its own source on every cold start.
 - Tool round trips: the bridge's own ToolInvoker calls each business tool through the local
   stack's Lambda Invoke API (boto3 → gateway → handler → moto), with the arguments of the tool's
   first sample in events/. The first call of each tool is its cold start; the rest are warm.
+- Admin API: requests to the local stack's gateway (→ Mangum → FastAPI → moto) for call history and a
+  call's detail, with a tenant's key, over a seeded history. The first request is the cold start.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import httpx
 
 from local.environment import DEFAULTS
 from local.gateway import DEFAULT_TEMPLATE, load_template
@@ -72,6 +76,12 @@ def tool_functions() -> list[LambdaFunction]:
     return [functions[name] for name, tool in REGISTRY.items() if tool.runs_on != BRIDGE and name in functions]
 
 
+def admin_function() -> LambdaFunction:
+    [function] = [function for function in lambda_functions(load_template(DEFAULT_TEMPLATE), DEFAULT_TEMPLATE.parent)
+                  if function.code_dir.name == "admin"]
+    return function
+
+
 def layer_dirs() -> list[str]:
     template = load_template(DEFAULT_TEMPLATE)
     return [str(DEFAULT_TEMPLATE.parent / resource["Properties"]["ContentUri"])
@@ -96,7 +106,7 @@ def import_ms(function: LambdaFunction, pycache: str) -> float:
 
 
 def cold_imports(args: argparse.Namespace) -> Section:
-    functions = tool_functions()
+    functions = [*tool_functions(), admin_function()]
     samples: dict[str, list[float]] = {function.deployed_name: [] for function in functions}
     with tempfile.TemporaryDirectory(prefix="voiceline-bench-pycache-") as pycache:
         for function in functions:
@@ -107,7 +117,8 @@ def cold_imports(args: argparse.Namespace) -> Section:
                 samples[function.deployed_name].append(import_ms(function, pycache))
     rows: list[tuple[object, ...]] = [(name, f"{statistics.median(times):.0f}", f"{max(times):.0f}")
                                       for name, times in samples.items()]
-    return Section(f"Cold import of each tool Lambda's handler module ({args.samples} samples each)",
+    return Section(f"Cold import of each tool Lambda's and the admin API's handler module ({args.samples} samples "
+                   "each)",
                    ("function", "median ms", "max ms"), rows,
                    note="Import only, bytecode cached; Lambda's init also starts the runtime.")
 
@@ -157,7 +168,70 @@ async def _invoke_each_tool(warm_calls: int) -> dict[str, tuple[float, list[floa
     return durations
 
 
-SECTIONS: list[Measure] = [cold_imports, tool_round_trips]
+ADMIN_TENANT = "tenant-bench"
+ADMIN_CALLS = 500
+ADMIN_EVENTS_PER_CALL = 40
+
+
+def admin_requests(args: argparse.Namespace) -> Section:
+    with LocalStack(ports=StackPorts.free()) as stack:
+        os.environ.update(stack.environment())  # the seeding below writes to the stack's DynamoDB
+        key, agent_id, call_sid = _seed_admin_history()
+        with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=30) as client:
+            cold_ms = _timed(client, "/api/calls", {"limit": "20"})
+            cursor = client.get("/api/calls", params={"limit": "20"}).json()["next_cursor"]
+            requests = [("list calls, 20 a page", "/api/calls", {"limit": "20"}),
+                        ("list one agent's calls, 20 a page", "/api/calls", {"limit": "20", "agent": agent_id}),
+                        ("next page (cursor)", "/api/calls", {"limit": "20", "cursor": cursor}),
+                        (f"one call and its {ADMIN_EVENTS_PER_CALL} events", f"/api/calls/{call_sid}", {}),
+                        ("list agents", "/api/agents", {})]
+            rows: list[tuple[object, ...]] = []
+            for label, path, params in requests:
+                times = [_timed(client, path, params) for _ in range(args.samples * 10)]
+                rows.append((label, f"{percentile(times, 0.5):.1f}", f"{percentile(times, 0.95):.1f}"))
+    return Section(f"Admin API on the local stack ({ADMIN_CALLS} calls seeded; {args.samples * 10} requests each)",
+                   ("request", "p50 ms", "p95 ms"), rows,
+                   note=f"HTTP through the gateway to the admin Lambda (Mangum, FastAPI) and moto. The first request "
+                        f"(a cold start) took {cold_ms:.0f} ms.")
+
+
+def _seed_admin_history() -> tuple[str, str, str]:
+    """A tenant with a key, an agent and its call history, written straight to the stack's tables."""
+    from datetime import UTC, datetime, timedelta
+
+    from voiceline import agents, api_keys, calls
+    from voiceline.models import ALL_MODELS, Call
+
+    for model in ALL_MODELS:
+        model._connection = None  # the endpoint is the stack's, set just now
+    key = api_keys.issue_key(ADMIN_TENANT, "bench").key
+    agent = agents.create_agent(ADMIN_TENANT, {"name": "Bench", "instructions": "Help {caller_number}.",
+                                               "greeting": "Hello."})
+    first = datetime(2030, 1, 1, tzinfo=UTC)
+    with Call.batch_write() as batch:
+        for number in range(ADMIN_CALLS):
+            batch.save(Call(f"CA{number:032d}", tenant_id=ADMIN_TENANT, agent_id=agent.agent_id,
+                            from_number="+15551234567", to_number="+15550100", status="ended",
+                            started_at=first + timedelta(minutes=number), end_reason="caller_hung_up",
+                            duration_s=60.0))
+    call_sid = f"CA{ADMIN_CALLS - 1:032d}"
+    calls.append_events(call_sid, 0, [calls.NewEvent("transcript", 500 * n, role=("agent", "caller")[n % 2],
+                                                     text="A line of the conversation.")
+                                      for n in range(ADMIN_EVENTS_PER_CALL)])
+    return key, agent.agent_id, call_sid
+
+
+def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> float:
+    started = time.perf_counter()
+    response = client.get(path, params=params)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text}")
+    return elapsed_ms
+
+
+SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests]
 
 
 def render(section: Section) -> str:

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, str] = {
     "TENANT_DATA_TABLE": "voiceline-tenant-data",
     "BOOKINGS_TABLE": "voiceline-bookings",
     "IDEMPOTENCY_TABLE": "voiceline-idempotency",
+    "API_KEYS_TABLE": "voiceline-api-keys",
     # Development-only Twilio credentials: any client can sign requests the way Twilio does.
     "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
     "TWILIO_AUTH_TOKEN": "local-dev-auth-token",

@@ -16,7 +16,8 @@ from pynamodb.exceptions import PynamoDBException
 # Only TwiML: twilio.rest would add ~120 ms to the cold start the caller hears as ringing.
 from twilio.twiml.voice_response import VoiceResponse
 
-from voiceline import agents, calls, settings, stream_token, twilio_signature
+from voiceline import agents, calls, instructions, settings, stream_token, twilio_signature
+from voiceline.models import Agent, Call
 
 SERVICE = "voiceline-webhooks"
 logger = Logger(service=SERVICE)
@@ -27,6 +28,9 @@ TWIML = "text/xml"
 NOT_IN_SERVICE = "Sorry, the number you have called is not in service. Goodbye."
 TROUBLE = "Sorry, we're having trouble answering your call right now. Please call back in a few minutes. Goodbye."
 DYNAMODB_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
+# Twilio's AnsweredBy for something that is not a person (Enable gives machine_start; DetectMessageEnd
+# waits for the greeting's end and gives machine_end_beep, _silence or _other). human and unknown are people.
+MACHINES = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 
 
 class RejectedWebhook(Exception):
@@ -76,7 +80,12 @@ def voice() -> Response:
             metrics.add_metric(name="UnroutedCalls", unit=MetricUnit.Count, value=1)
             return twiml(goodbye(NOT_IN_SERVICE))
         number, agent = route
-        calls.create_call(call_sid, number.tenant_id, agent.agent_id, form["From"], form["To"], direction)
+        # AnsweredBy comes only on an outbound call placed with answering machine detection.
+        answered_by = (form.get("AnsweredBy") or None) if direction == "outbound" else None
+        call = calls.create_call(call_sid, number.tenant_id, agent.agent_id, form["From"], form["To"], direction,
+                                 answered_by=answered_by)
+        if answered_by in MACHINES and agent.answering_machine in ("hang_up", "leave_message"):
+            return twiml(machine_answered(call, agent, answered_by))
     except DYNAMODB_ERRORS:
         # Any 5xx would make Twilio play its own "application error"; the caller deserves better.
         logger.exception("could not route the call")
@@ -102,6 +111,26 @@ def status() -> Response:
         logger.info("status callback left the call unchanged: stale or unknown", twilio_status=form["CallStatus"])
     metrics.add_metric(name="StatusCallbacks", unit=MetricUnit.Count, value=1)
     return Response(204)
+
+
+def machine_answered(call: Call, agent: Agent, answered_by: str) -> VoiceResponse:
+    """An answering machine picked up: leave the agent's voicemail message after the beep, or just hang up.
+
+    A fax gets no message; neither does a machine when the agent has none to leave.
+    """
+    response = VoiceResponse()
+    leave_message = (agent.answering_machine == "leave_message" and bool(agent.voicemail_message)
+                     and answered_by != "fax")
+    if leave_message:
+        variables = instructions.call_variables(call.to_number, agent.business_name, agent.timezone, calls.utcnow(),
+                                                extra=call.variables)
+        response.say(instructions.render(agent.voicemail_message, variables))
+    response.hangup()
+    calls.end_unstreamed_call(call.call_sid, "voicemail_left" if leave_message else "answering_machine")
+    logger.info("an answering machine answered the outbound call", answered_by=answered_by,
+                left_message=leave_message)
+    metrics.add_metric(name="VoicemailsLeft" if leave_message else "MachinesHungUpOn", unit=MetricUnit.Count, value=1)
+    return response
 
 
 def media_stream(call_sid: str, agent_id: str, token: str) -> VoiceResponse:

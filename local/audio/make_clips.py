@@ -34,6 +34,8 @@ _CODE = re.compile(r"\b(?=[A-Z0-9]*\d)[A-Z0-9]{4,}\b")
 
 def spoken_parts(script: dict) -> Iterator[tuple[str, dict]]:
     """(speaker, part) for every line of the script that has a clip."""
+    if "opening" in script:  # an outbound call: the person answering speaks first
+        yield "caller", script["opening"]
     yield "agent", script["greeting"]
     for turn in script["turns"]:
         yield "caller", turn["caller"]

@@ -63,13 +63,17 @@ class CallUpdates:
         self._caller_number = caller_number
         self.end: CallEnd | None = None
 
+    def take(self, parameters: dict[str, str]) -> None:
+        """One update of the call, as Twilio carries it out; only the first that ends the stream counts."""
+        if self.end is None:
+            self.end = call_end(parameters, self._caller_number)
+
     async def listen(self, socket: ClientConnection) -> None:
         """Take in each update, then acknowledge it, until the socket closes."""
         with contextlib.suppress(ConnectionClosed):
             async for raw in socket:
                 message: Any = json.loads(raw)
-                if self.end is None:
-                    self.end = call_end(message["parameters"], self._caller_number)
+                self.take(message["parameters"])
                 await socket.send(json.dumps({"event": "ack", "id": message["id"]}))
 
 

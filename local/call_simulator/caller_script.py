@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class CallerScript:
     # `"hangs_up": "agent"` in the conversation: after its last line the caller stays on the line
     # until the agent ends the call, instead of hanging up once the last reply has played.
     agent_hangs_up: bool = False
+    # `"opening": {"text", "audio"}` in the conversation: the person answering an outbound call speaks
+    # first ("Hello?"), and the agent's greeting is the reply to that; it is lines[0].
+    caller_speaks_first: bool = False
 
 
 def load_caller_script(conversation: Path, audio_dir: Path) -> CallerScript:
@@ -32,17 +36,25 @@ def load_caller_script(conversation: Path, audio_dir: Path) -> CallerScript:
     hangs_up = script.get("hangs_up", "caller")
     if hangs_up not in ("caller", "agent"):
         raise ValueError(f'{conversation}: "hangs_up" must be "caller" or "agent", not {hangs_up!r}')
-    turns = script.get("turns", [])
     lines = []
-    for number, turn in enumerate(turns, start=1):
+    if "opening" in script:
+        lines.append(_line(conversation, "opening", script["opening"], None, audio_dir))
+    for number, turn in enumerate(script.get("turns", []), start=1):
         try:
-            caller = turn["caller"]
-            text, clip = str(caller["text"]), str(caller["audio"])
-            interrupt = turn.get("interrupt_after_ms")
-        except (KeyError, TypeError):
+            caller, interrupt = turn["caller"], turn.get("interrupt_after_ms")
+        except (KeyError, TypeError, AttributeError):
             raise ValueError(f"{conversation}: turn {number} needs caller.text and caller.audio") from None
-        audio = (audio_dir / clip).read_bytes()
-        if not audio:
-            raise ValueError(f"{conversation}: turn {number}: {clip} is empty")
-        lines.append(CallerLine(text, audio, None if interrupt is None else int(interrupt)))
-    return CallerScript(lines, agent_hangs_up=hangs_up == "agent")
+        lines.append(_line(conversation, f"turn {number}", caller, interrupt, audio_dir))
+    return CallerScript(lines, agent_hangs_up=hangs_up == "agent", caller_speaks_first="opening" in script)
+
+
+def _line(conversation: Path, where: str, part: Any, interrupt: Any, audio_dir: Path) -> CallerLine:
+    try:
+        text, clip = str(part["text"]), str(part["audio"])
+    except (KeyError, TypeError):
+        fields = "text and audio" if where == "opening" else "caller.text and caller.audio"
+        raise ValueError(f"{conversation}: {where} needs {fields}") from None
+    audio = (audio_dir / clip).read_bytes()
+    if not audio:
+        raise ValueError(f"{conversation}: {where}: {clip} is empty")
+    return CallerLine(text, audio, None if interrupt is None else int(interrupt))

@@ -9,8 +9,9 @@ from typing import Literal
 
 # completed: the script ran to the end; rejected: the TwiML hung up without a stream;
 # closed_by_bridge: the bridge closed the media stream first; timeout: max call duration reached;
-# failed: the webhook, the TwiML or the media stream connection did not work (see `error`).
-Outcome = Literal["completed", "rejected", "closed_by_bridge", "timeout", "failed"]
+# failed: the webhook, the TwiML or the media stream connection did not work (see `error`);
+# unanswered: the phone never picked up (busy, no answer), so only the status callback went out.
+Outcome = Literal["completed", "rejected", "closed_by_bridge", "timeout", "failed", "unanswered"]
 
 # Who or what ended a call that got through: the scripted caller, the agent through Twilio's REST API
 # (Status=completed, or new TwiML with <Dial>), the bridge closing the media stream, or the time limit.
@@ -81,6 +82,7 @@ class CallReport:
     duration_s: float = 0.0
     wav_path: Path | None = None
     status_callback_code: int | None = None
+    status_callback_error: str | None = None  # the status callback could not be delivered
 
     @property
     def reply_started_ms(self) -> list[int | None]:

@@ -18,15 +18,18 @@ class CallerTurnTaking:
     silent for `quiet_ms`, so short gaps between deltas do not end a reply. The greeting is the
     first reply; each caller line then waits for the reply before it to finish, unless the line
     has `interrupt_after_ms`, in which case it starts that long after that reply started. After
-    the last reply the caller hangs up, unless the agent is the one to hang up.
+    the last reply the caller hangs up, unless the agent is the one to hang up. When the caller
+    speaks first (someone answering an outbound call), the first line starts at once and the
+    greeting is its reply.
     """
 
     def __init__(self, lines: list[CallerLine], on_line: Callable[[str], None], quiet_ms: int = 600,
-                 agent_hangs_up: bool = False) -> None:
+                 agent_hangs_up: bool = False, caller_speaks_first: bool = False) -> None:
         self._lines = lines
         self._on_line = on_line
         self._quiet_ms = quiet_ms
         self._agent_hangs_up = agent_hangs_up
+        self._caller_speaks_first = caller_speaks_first
         self.greeting = AgentReply()
         self.turns: list[TurnReport] = []
         self.finished = False  # the last reply has finished and the caller hangs up
@@ -88,6 +91,9 @@ class CallerTurnTaking:
         if self.finished or self.caller_speaking:
             return
         upcoming = self._lines[len(self.turns)] if len(self.turns) < len(self._lines) else None
+        if self._caller_speaks_first and not self.turns and upcoming is not None:
+            self._start_line(upcoming, now_ms, reply=self.greeting)  # "Hello?": the greeting answers it
+            return
         reply = self._awaited
         if reply.finished_ms is not None:
             if upcoming is None:
@@ -102,8 +108,8 @@ class CallerTurnTaking:
         ):
             self._start_line(upcoming, now_ms)
 
-    def _start_line(self, line: CallerLine, now_ms: int) -> None:
-        turn = TurnReport(line.text, now_ms, barged_in=self._agent_speaking)
+    def _start_line(self, line: CallerLine, now_ms: int, reply: AgentReply | None = None) -> None:
+        turn = TurnReport(line.text, now_ms, barged_in=self._agent_speaking, reply=reply or AgentReply())
         self.turns.append(turn)
         self._awaited = turn.reply
         self._clip, self._clip_offset = line.audio, 0

@@ -28,6 +28,11 @@ def test_session_update_is_ga_shaped_with_pcmu_both_ways() -> None:
     assert not beta_only & session.keys()
 
 
+def test_transcription_expects_the_agents_override_language() -> None:
+    session = realtime.session_update(_agent(transcription_language="es"), "Hola")["session"]
+    assert session["audio"]["input"]["transcription"]["language"] == "es"
+
+
 def test_no_noise_reduction_is_sent_as_null() -> None:
     session = realtime.session_update(_agent(noise_reduction=None), "x")["session"]
     assert session["audio"]["input"]["noise_reduction"] is None

@@ -32,8 +32,22 @@ def upcoming_booking_to_cancel() -> None:
             created_at=datetime(2030, 3, 1, tzinfo=UTC)).save()
 
 
+ADMIN_SAMPLE_KEY = "vl_sample-events-admin-key-0123456789abcdefghijk"  # events/admin/*.json send it
+
+
+def admin_key_for_the_demo_tenant() -> None:
+    from local.seed import DEMO_TENANT
+    from voiceline import api_keys
+
+    api_keys.issue_key(DEMO_TENANT, "events", key=ADMIN_SAMPLE_KEY)
+
+
 # What a folder's samples need beyond the seed.
-GIVEN: dict[str, Callable[[], None]] = {"cancel_appointment": upcoming_booking_to_cancel}
+GIVEN: dict[str, Callable[[], None]] = {"cancel_appointment": upcoming_booking_to_cancel,
+                                        "admin": admin_key_for_the_demo_tenant}
+# Samples that must get exactly this status, not merely no server error (a 401 would pass that).
+EXPECTED_STATUS: dict[str, int] = {"admin/list_agents.json": 200, "admin/list_calls_of_agent.json": 200,
+                                   "admin/create_agent.json": 201}
 
 
 @cache
@@ -62,5 +76,7 @@ def test_sample_event_gets_an_answer_without_a_server_error(sample: Path, dynamo
 
     if isinstance(result, dict) and "statusCode" in result:
         assert result["statusCode"] < 500, result
+        expected = EXPECTED_STATUS.get(f"{sample.parent.name}/{sample.name}")
+        assert expected is None or result["statusCode"] == expected, result
     if isinstance(result, dict) and "ok" in result:
         assert result["ok"] is True, result

@@ -453,3 +453,138 @@ def test_tool_permissions_are_exactly_what_a_successful_run_uses(tool: str, dyna
     used = {(template, table) for template, table in granted
             if any((action, table) in calls for action in SAM_DYNAMODB_ACTIONS[template])}
     assert used == granted, f"{tool} never uses {sorted(granted - used)}"
+
+
+# --- the admin API ------------------------------------------------------------------------------
+
+# Least privilege for the admin function, written out: keys are only read; agents and numbers are
+# configured; calls are read (history) and written (outbound calls); call events are only read.
+ADMIN_POLICIES = {("DynamoDBReadPolicy", "ApiKeysTable"), ("DynamoDBCrudPolicy", "AgentsTable"),
+                  ("DynamoDBCrudPolicy", "PhoneNumbersTable"), ("DynamoDBReadPolicy", "CallsTable"),
+                  ("DynamoDBWritePolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable")}
+
+
+def test_the_admin_function_serves_the_app_under_api() -> None:
+    properties = FUNCTIONS["AdminFunction"]
+    assert properties["CodeUri"].rstrip("/") == "functions/admin"
+    assert properties["Handler"] == "app.lambda_handler"
+    assert ref(properties["Layers"][0]) == "CoreLayer"
+    [event] = properties["Events"].values()
+    assert event["Type"] == "HttpApi"
+    assert (event["Properties"]["Method"], event["Properties"]["Path"]) == ("ANY", "/api/{proxy+}")
+    assert ref(event["Properties"]["ApiId"]) == "HttpApi"
+    requirements = (ROOT / "functions" / "admin" / "requirements.txt").read_text()
+    assert "fastapi" in requirements and "mangum" in requirements  # sam build installs them beside the handler
+
+
+def test_the_admin_function_may_touch_only_its_tables_and_the_twilio_token() -> None:
+    policies = RESOURCES["AdminFunction"]["Properties"]["Policies"]
+    secret_policies = [policy for policy in policies if "AWSSecretsManagerGetSecretValuePolicy" in policy]
+    assert [ref(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]) for policy in secret_policies] == [
+        "TwilioAuthTokenSecret"]
+    assert granted_tables([policy for policy in policies if policy not in secret_policies]) == ADMIN_POLICIES
+    environment = FUNCTIONS["AdminFunction"]["Environment"]["Variables"]
+    assert ref(environment["TWILIO_AUTH_TOKEN_SECRET_ARN"]) == "TwilioAuthTokenSecret"
+    assert ref(environment["PUBLIC_WEBHOOK_BASE_URL"]) == "PublicWebhookBaseUrl"
+
+
+def test_admin_permissions_cover_every_call_its_routes_make_and_no_route_scans(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents CRUD, preview, call history and call detail through the real handler, every DynamoDB call recorded."""
+    import httpx
+    from botocore.client import BaseClient
+
+    from local.gateway import DEFAULT_TEMPLATE, GatewayServer, build_app
+    from voiceline import api_keys, calls
+
+    key = api_keys.issue_key("tenant-permissions", "tests").key
+    calls.create_call("CA" + "9" * 32, "tenant-permissions", "agent-x", "+15551234567", "+15550100")
+    calls.append_events("CA" + "9" * 32, 0, [calls.NewEvent("transcript", 10, role="agent", text="Hello")])
+    table_ids = {model.Meta.table_name: table_resource(model) for model in ALL_MODELS}
+    recorded: set[tuple[str, str]] = set()
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            tables = params.get("RequestItems", {}).keys() if "RequestItems" in params else [params["TableName"]]
+            recorded.update((operation, table_ids[table]) for table in tables)
+        return make_api_call(client, operation, params)
+
+    with GatewayServer(build_app(DEFAULT_TEMPLATE)) as server, \
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as client:
+        monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+        body = {"name": "Ava", "instructions": "Help {caller_number}.", "greeting": "Hello."}
+        agent_url = f"/api/agents/{client.post('/api/agents', json=body).json()['agent_id']}"
+        statuses = [client.get("/api/agents").status_code, client.get(agent_url).status_code,
+                    client.put(agent_url, json={**body, "version": 1}).status_code,
+                    client.patch(agent_url, json={"version": 2, "speed": 1.2}).status_code,
+                    client.post(f"{agent_url}/preview").status_code,
+                    client.get("/api/calls", params={"limit": 1}).status_code,
+                    client.get("/api/calls", params={"agent": "agent-x"}).status_code,
+                    client.get(f"/api/calls/CA{'9' * 32}").status_code,
+                    client.delete(agent_url).status_code]
+        monkeypatch.undo()
+
+    assert statuses == [200, 200, 200, 200, 200, 200, 200, 200, 204]
+    assert not any(operation == "Scan" for operation, _ in recorded)
+    allowed = {(action, table) for template, table in ADMIN_POLICIES for action in SAM_DYNAMODB_ACTIONS[template]}
+    assert recorded <= allowed, f"calls the admin policies do not allow: {sorted(recorded - allowed)}"
+    # The phone-number and outbound-call routes use the rest (PhoneNumbers, writing Calls).
+    used = {(template, table) for template, table in ADMIN_POLICIES
+            if any((action, table) in recorded for action in SAM_DYNAMODB_ACTIONS[template])}
+    assert used >= {("DynamoDBReadPolicy", "ApiKeysTable"), ("DynamoDBCrudPolicy", "AgentsTable"),
+                    ("DynamoDBReadPolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable")}
+
+
+def _references(node: Any) -> set[str]:
+    """Logical ids a resource refers to through Ref, GetAtt and ${…} in Sub."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!][^}]*)\}", text)}
+                found |= _references(value[1]) if isinstance(value, list) else set()
+            else:
+                found |= _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item)
+    return found
+
+
+def test_no_resource_depends_on_itself_through_others() -> None:
+    """CloudFormation refuses circular dependencies; SAM adds one edge per event, from the API to the function.
+
+    e.g. a function whose environment names its own HttpApi's URL, when the API integrates that function.
+    """
+    def without_events(resource: dict[str, Any]) -> dict[str, Any]:
+        """A function's events turn into API routes and permissions: the API depends on it, not it on the API."""
+        return {**resource, "Properties": {key: value for key, value in resource.get("Properties", {}).items()
+                                           if key != "Events"}}
+
+    depends = {name: _references(without_events(resource)) & set(RESOURCES) for name, resource in RESOURCES.items()}
+    for name, properties in of_type("AWS::Serverless::Function").items():
+        for event in (properties.get("Events") or {}).values():
+            api = ref((event.get("Properties") or {}).get("ApiId"))
+            if event.get("Type") == "HttpApi" and api:
+                depends[api].add(name)
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for target in depends[node]:
+                if target == start:
+                    return [*path, start]
+                if target not in seen:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
+        return None
+
+    cycles = [cycle for name in RESOURCES if (cycle := cycle_from(name))]
+    assert cycles == [], f"circular dependencies: {cycles}"

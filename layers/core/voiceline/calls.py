@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from voiceline.models import Call, CallEvent
 from voiceline.stats import percentile
@@ -24,15 +24,36 @@ def utcnow() -> datetime:
 
 
 def create_call(call_sid: str, tenant_id: str, agent_id: str, from_number: str, to_number: str,
-                direction: str = "inbound") -> None:
-    """Write the Call once; Twilio retrying the voice webhook must not reset it."""
-    call = Call(call_sid, tenant_id=tenant_id, agent_id=agent_id, from_number=from_number,
-                to_number=to_number, direction=direction, status="ringing", started_at=utcnow())
-    try:
-        call.save(condition=Call.call_sid.does_not_exist())
-    except PutError as error:
-        if not _is_condition_failure(error):
-            raise
+                direction: str = "inbound", *, variables: dict[str, str] | None = None,
+                answered_by: str | None = None) -> Call:
+    """Write the Call, or add to it what this writer knows, and return it as it now stands.
+
+    Whoever writes first sets who, when and how: Twilio retrying the voice webhook must not reset a
+    call, and an outbound call is written twice, by the admin API when it places it and by the voice
+    webhook when the callee answers (in either order). `variables` and `answered_by` are only ever
+    known to one of them.
+    """
+    first_write = (
+        (Call.tenant_id, tenant_id), (Call.agent_id, agent_id), (Call.from_number, from_number),
+        (Call.to_number, to_number), (Call.direction, direction), (Call.status, "ringing"),
+        (Call.started_at, utcnow()),
+    )
+    actions = [attribute.set(attribute | value) for attribute, value in first_write]  # if_not_exists
+    if variables is not None:
+        actions.append(Call.variables.set(variables))
+    if answered_by is not None:
+        actions.append(Call.answered_by.set(answered_by))
+    call = Call(call_sid)
+    call.update(actions=actions)
+    return call
+
+
+def end_unstreamed_call(call_sid: str, end_reason: str) -> None:
+    """Finish a call the voice webhook answered itself (an answering machine), since no bridge ever will."""
+    ended = utcnow()
+    Call(call_sid).update(actions=[Call.status.set("ended"), Call.end_reason.set(end_reason),
+                                   Call.ended_at.set(ended), Call.duration_s.set(0)],
+                          condition=Call.call_sid.exists())
 
 
 def record_twilio_status(call_sid: str, status: str, duration_s: int | None) -> bool:

@@ -27,8 +27,23 @@ class _TableMeta:
     max_retry_attempts = 2
 
 
+class AgentsByTenant(GlobalSecondaryIndex):
+    """A business's agents, for the admin API's list (never a scan)."""
+
+    class Meta:
+        index_name = "tenant-agent_id"
+        projection = AllProjection()
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    agent_id = UnicodeAttribute(range_key=True)
+
+
 class Agent(Model):
-    """An AI phone agent: who it is, how it sounds, and what it may do."""
+    """An AI phone agent: who it is, how it sounds, and what it may do.
+
+    The admin API validates every field (voiceline.agent_options holds the allowed values) and bumps
+    `version` with a conditional write on each change.
+    """
 
     class Meta(_TableMeta):
         table_name = require("AGENTS_TABLE")
@@ -47,6 +62,9 @@ class Agent(Model):
     turn_detection = JSONAttribute(default=lambda: {"type": "server_vad"})
     noise_reduction = UnicodeAttribute(null=True)
     transcription_model = UnicodeAttribute(default="gpt-4o-mini-transcribe")
+    transcription_language = UnicodeAttribute(null=True)  # ISO 639-1; None: the primary subtag of `language`
+    # Extra {variables} the templates may use, filled from an outbound call's variables.
+    template_variables = ListAttribute(of=UnicodeAttribute, default=list)
     tools = ListAttribute(of=UnicodeAttribute, default=list)
     transfer_number = UnicodeAttribute(null=True)
     max_duration_s = NumberAttribute(default=600)
@@ -60,6 +78,8 @@ class Agent(Model):
     version = NumberAttribute(default=1)
     updated_at = UTCDateTimeAttribute(null=True)
 
+    tenant_index = AgentsByTenant()
+
 
 class PhoneNumber(Model):
     """Routing truth: which agent answers a Twilio number."""
@@ -68,9 +88,11 @@ class PhoneNumber(Model):
         table_name = require("PHONE_NUMBERS_TABLE")
 
     e164 = UnicodeAttribute(hash_key=True)
-    agent_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute(null=True)  # None: bought or imported, not yet assigned (calls hear "not in service")
     tenant_id = UnicodeAttribute()
-    twilio_sid = UnicodeAttribute(null=True)
+    twilio_sid = UnicodeAttribute(null=True)  # PN…: the account's IncomingPhoneNumber
+    friendly_name = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(null=True)
 
 
 class CallsByAgent(GlobalSecondaryIndex):
@@ -216,4 +238,18 @@ class IdempotencyRecord(Model):
     id = UnicodeAttribute(hash_key=True)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent, TenantData, Booking, IdempotencyRecord)
+class ApiKey(Model):
+    """An admin API key, stored only as the SHA-256 of the key; each belongs to one tenant."""
+
+    class Meta(_TableMeta):
+        table_name = require("API_KEYS_TABLE")
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    prefix = UnicodeAttribute()  # the key's first characters, not secret: tells keys apart in a list
+    created_at = UTCDateTimeAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent, TenantData, Booking, IdempotencyRecord,
+                                       ApiKey)
