@@ -186,9 +186,10 @@ def main() -> None:
         model = stack.model_url if stack.uses_scripted_model else "OpenAI (OPENAI_API_KEY is set)"
         print(f"gateway  {stack.gateway_url}  (POST /twilio/voice, /twilio/status)")
         print(f"bridge   {stack.bridge_url}  (WS /media-stream, GET /health, GET /calls)")
+        print(f"admin    {stack.gateway_url}/api/docs  (API keys: make admin-key TENANT=tenant-demo)")
         print(f"model    {model}")
         print(f"dynamodb {stack.dynamodb_url}  (moto)")
-        print(f"twilio   {stack.twilio_api_url}  (Twilio REST stand-in: hang-up and transfer)")
+        print(f"twilio   {stack.twilio_api_url}  (Twilio REST stand-in: numbers, outbound calls, hang-up, transfer)")
         print(f"logs     {stack.log_dir}")
         print("place a call: python -m local.call_simulator --gateway", stack.gateway_url,
               "--twilio-api", stack.twilio_api_url, "--to +15550100")

@@ -111,13 +111,17 @@ def patch_agent(tenant: Tenant, agent_id: str, change: Annotated[AgentPatch, Bod
     return _update(tenant, agent_id, change.version, settings.stored())
 
 
-@router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND,
-               summary="Delete an agent")
+@router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={**_NOT_FOUND, 409: {"description": "Numbers still route to the agent"}},
+               summary="Delete an agent that no number routes to")
 def delete_agent(tenant: Tenant, agent_id: str) -> Response:
     try:
         agents.delete_agent(tenant, _checked_id(agent_id))
     except agents.AgentNotFound:
         raise _not_found() from None
+    except agents.AgentInUse as in_use:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the agent still answers {in_use}; reassign or release "
+                                                      "those numbers first") from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

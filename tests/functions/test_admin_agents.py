@@ -14,7 +14,7 @@ from tests.functions.admin_api import (
     create_agent,
 )
 from voiceline import agents
-from voiceline.models import Agent
+from voiceline.models import Agent, PhoneNumber
 
 
 def test_an_agent_is_created_read_listed_replaced_patched_and_deleted(admin_api: AdminApi) -> None:
@@ -250,3 +250,17 @@ def test_the_api_exposes_exactly_the_settings_the_domain_stores(admin_api: Admin
     spec = admin_api.client().get("/api/openapi.json").json()
     assert tuple(spec["components"]["schemas"]["AgentSettings"]["properties"]) == agents.SETTINGS
     assert set(spec["components"]["schemas"]["AgentPatch"]["properties"]) == {*agents.SETTINGS, "version"}
+
+
+def test_an_agent_that_still_answers_a_number_is_not_deleted(admin_api: AdminApi) -> None:
+    client = admin_api.as_tenant("tenant-a")
+    agent = create_agent(client)
+    PhoneNumber("+15550142", agent_id=agent["agent_id"], tenant_id="tenant-a").save()
+    url = f"/api/agents/{agent['agent_id']}"
+
+    refused = client.delete(url)
+
+    assert refused.status_code == 409 and "+15550142" in refused.json()["detail"]
+    assert client.get(url).status_code == 200
+    PhoneNumber("+15550142").delete()
+    assert client.delete(url).status_code == 204

@@ -105,7 +105,20 @@ def update_agent(tenant_id: str, agent_id: str, expected_version: int, settings:
     return agent
 
 
+class AgentInUse(Exception):
+    """The agent still answers phone numbers: deleting it would leave their callers with nobody."""
+
+    def __init__(self, numbers: list[str]) -> None:
+        super().__init__(", ".join(numbers))
+        self.numbers = numbers
+
+
 def delete_agent(tenant_id: str, agent_id: str) -> None:
+    """Delete the agent, unless a number still routes to it (AgentInUse)."""
+    numbers = [number.e164 for number in
+               PhoneNumber.tenant_index.query(tenant_id, filter_condition=PhoneNumber.agent_id == agent_id)]
+    if numbers:
+        raise AgentInUse(numbers)
     try:
         Agent(agent_id).delete(condition=Agent.tenant_id == tenant_id)
     except DeleteError as error:

@@ -81,6 +81,17 @@ class Agent(Model):
     tenant_index = AgentsByTenant()
 
 
+class NumbersByTenant(GlobalSecondaryIndex):
+    """A business's numbers, for the admin API's list and for finding an agent's number (never a scan)."""
+
+    class Meta:
+        index_name = "tenant-e164"
+        projection = AllProjection()
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    e164 = UnicodeAttribute(range_key=True)
+
+
 class PhoneNumber(Model):
     """Routing truth: which agent answers a Twilio number."""
 
@@ -93,6 +104,8 @@ class PhoneNumber(Model):
     twilio_sid = UnicodeAttribute(null=True)  # PN…: the account's IncomingPhoneNumber
     friendly_name = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
+
+    tenant_index = NumbersByTenant()
 
 
 class CallsByAgent(GlobalSecondaryIndex):

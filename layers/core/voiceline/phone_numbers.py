@@ -56,9 +56,7 @@ class NumberRequest:
 
 def list_numbers(tenant_id: str) -> list[PhoneNumber]:
     """The tenant's numbers in E.164 order."""
-    # A scan with a filter: the table is small, one item per number.
-    found = PhoneNumber.scan(PhoneNumber.tenant_id == tenant_id)
-    return sorted(found, key=lambda number: number.e164)
+    return list(PhoneNumber.tenant_index.query(tenant_id))
 
 
 def get_number(tenant_id: str, e164: str) -> PhoneNumber:
@@ -72,10 +70,12 @@ def get_number(tenant_id: str, e164: str) -> PhoneNumber:
 
 
 def number_for_agent(tenant_id: str, agent_id: str) -> PhoneNumber | None:
-    """The number an agent calls out from: its lowest, when it has several."""
-    found = PhoneNumber.scan((PhoneNumber.tenant_id == tenant_id) & (PhoneNumber.agent_id == agent_id),
-                             consistent_read=True)
-    return min(found, key=lambda number: number.e164, default=None)
+    """The number an agent calls out from: its lowest, when it has several.
+
+    A GSI read is eventually consistent: a number assigned a moment ago may not be found yet.
+    """
+    found = PhoneNumber.tenant_index.query(tenant_id, filter_condition=PhoneNumber.agent_id == agent_id)
+    return next(iter(found), None)
 
 
 def buy_number(account: TwilioAccount, tenant_id: str, webhooks: Webhooks, wanted: NumberRequest, *,
