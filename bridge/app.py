@@ -8,10 +8,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from fastapi import FastAPI, WebSocket
+from fastapi.responses import JSONResponse
 
+from bridge.active_calls_metric import ActiveCallsMetric
 from bridge.agent_cache import AgentCache
 from bridge.call_session import WS_POLICY_VIOLATION, CallSession
 from bridge.settings import BridgeSettings
+from bridge.shutdown import WS_TRY_AGAIN_LATER, Drain, StopSignal
+from bridge.task_protection import TaskProtection
 from bridge.tool_invoker import ToolInvoker
 from bridge.twilio_calls import TwilioCalls
 from voiceline.twilio_signature import is_valid, public_url
@@ -29,8 +33,19 @@ class Bridge:
         self.twilio_calls = TwilioCalls(settings.twilio_account_sid, settings.twilio_auth_token,
                                         settings.twilio_api_base_url, settings.twilio_rest_timeout_s)
         self.calls: set[CallSession] = set()
+        self.drain = Drain(self.calls, settings.drain_timeout_s, settings.drain_wind_down_s)
+        # Scale-in and deployments must wait for calls: protect the task while it has any, and publish
+        # the count the service scales on.
+        self.protection = TaskProtection(settings.ecs_agent_uri)
+        self.active_calls_metric = ActiveCallsMetric(lambda: len(self.calls), settings.metric_interval_s)
+
+    def start(self) -> None:
+        self.protection.start()
+        self.active_calls_metric.start()
 
     async def aclose(self) -> None:
+        await self.active_calls_metric.aclose()
+        await self.protection.aclose()
         await self.twilio_calls.aclose()
         self.tool_invoker.close()
 
@@ -38,18 +53,26 @@ class Bridge:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.bridge = Bridge(BridgeSettings.from_env())
+    app.state.bridge.start()
+    # SIGTERM drains the calls first; uvicorn stops (and closes connections) only after that.
+    stop_signal = StopSignal(app.state.bridge.drain.run)
+    stop_signal.install()
     try:
         yield
     finally:
+        await stop_signal.uninstall()
         await app.state.bridge.aclose()
 
 
 app = FastAPI(title="Voiceline bridge", lifespan=lifespan)
 
 
-@app.get("/health")
-async def health() -> dict[str, Any]:
-    return {"status": "ok", "active_calls": len(app.state.bridge.calls)}
+@app.get("/health", response_model=None)
+async def health() -> dict[str, Any] | JSONResponse:
+    bridge: Bridge = app.state.bridge
+    if bridge.drain.draining:  # the load balancer stops sending new streams here
+        return JSONResponse({"status": "draining", "active_calls": len(bridge.calls)}, status_code=503)
+    return {"status": "ok", "active_calls": len(bridge.calls)}
 
 
 @app.get("/calls")
@@ -69,9 +92,17 @@ async def media_stream(websocket: WebSocket) -> None:
         await websocket.close(code=WS_POLICY_VIOLATION, reason="invalid Twilio signature")
         return
     await websocket.accept()
+    if bridge.drain.draining:
+        # Twilio does not retry: it runs the TwiML after <Connect>, which for ours ends the call.
+        logger.warning("media stream refused: the bridge is shutting down")
+        await websocket.close(code=WS_TRY_AGAIN_LATER, reason="bridge shutting down; try again later")
+        return
     session = CallSession(websocket, bridge.settings, bridge.agents, bridge.tool_invoker, bridge.twilio_calls)
-    bridge.calls.add(session)
+    bridge.calls.add(session)  # no await since the drain check: the drain sees every call it must end
+    bridge.protection.call_started()
     try:
         await session.run()
     finally:
         bridge.calls.discard(session)
+        bridge.protection.call_ended()
+        bridge.drain.call_ended()

@@ -29,7 +29,7 @@ from bridge.playback import PlaybackTracker, base64_decoded_length
 from bridge.realtime_connection import open_realtime
 from bridge.settings import BridgeSettings
 from bridge.tool_invoker import ToolInvoker, ToolResult
-from bridge.twilio_calls import TwilioCalls
+from bridge.twilio_calls import CallControlResult, TwilioCalls
 from voiceline import calls, stream_token
 from voiceline.instructions import call_variables, render
 from voiceline.models import Agent, Call
@@ -49,6 +49,14 @@ LAST_WORDS = {
 }
 TRANSFER_FAILED = ("The transfer did not go through. Apologise briefly, and offer to take a message so "
                    "someone can call back.")
+# The bridge is stopping (a deploy or a scale-in) and the call cannot stay on it.
+SHUTDOWN_WORDS = {
+    "hang_up": "We have to end the call now. In one short sentence, apologise that you have to go, invite the "
+               "caller to call back, and say goodbye. Ask nothing.",
+    "transfer": "We have to end the call now. In one short sentence, tell the caller you are putting them "
+                "through to a colleague. Ask nothing.",
+}
+SHUTDOWN_END_REASON = "bridge_shutdown"
 
 
 class CallSession:
@@ -82,6 +90,7 @@ class CallSession:
         self._tool_tasks: set[asyncio.Task[None]] = set()
         self.tool_outcomes: dict[str, list[calls.ToolOutcome]] = {}
         self.control: CallControl | None = None  # the hang-up or transfer under way
+        self._call_update: asyncio.Task[CallControlResult] | None = None  # its Twilio REST request
         self._expected_stop: str | None = None  # why Twilio is about to stop the stream, when we asked it to
         self._caller_id = ""
         self.dropped_items: set[str] = set()
@@ -113,6 +122,24 @@ class CallSession:
         if self.end_reason is None:
             self.end_reason = reason
         self._ending.set()
+
+    def wind_down(self, speak_within_s: float) -> None:
+        """The bridge is stopping: a short last line, then a transfer or a hang-up as the agent is configured.
+
+        A call not yet talking simply ends; one already hanging up or transferring is left to finish.
+        """
+        if self.state != "active" or self.agent is None or self._ending.is_set():
+            self.end(SHUTDOWN_END_REASON)
+            return
+        if self.control is not None:
+            return
+        transfer_to = self.agent.transfer_number
+        self.control = (CallControl("transfer", SHUTDOWN_END_REASON, transfer_to) if transfer_to
+                        else CallControl("hang_up", SHUTDOWN_END_REASON))
+        # A task of the call's own, so the supervisor cancels it if the caller hangs up first.
+        task = asyncio.create_task(self._say_last_words_and_go(self.control, speak_within_s))
+        self._tool_tasks.add(task)
+        task.add_done_callback(self._tool_tasks.discard)
 
     def summary(self) -> dict[str, Any]:
         return {"call_sid": self.call_sid, "stream_sid": self.stream_sid or None,
@@ -247,6 +274,8 @@ class CallSession:
         await self._close_twilio(1000, self.end_reason or "call ended")
         if self.recorder is None or self.call_sid is None:
             return
+        if self._call_update is not None:  # its event belongs before call_ended; the REST client times out
+            await asyncio.gather(self._call_update, return_exceptions=True)
         reason = self.end_reason or "unknown"
         self.recorder.record("call_ended", data={"reason": reason, "frames_skipped": self.frames_skipped,
                                                  "model_events_ignored": self.model_events_ignored})
@@ -442,13 +471,38 @@ class CallSession:
             await self._ask_for_response(LAST_WORDS[control.action])
             await self._until_response_done_after(before)
         await self._until_heard()
-        await self._carry_out(control)
+        if not await self._carry_out(control):
+            self.control = None
+            await self._ask_for_response(TRANSFER_FAILED)
 
-    async def _ask_for_response(self, instructions: str | None = None) -> None:
+    async def _say_last_words_and_go(self, control: CallControl, speak_within_s: float) -> None:
+        """Shutdown's end of a call: tool answers under way go out, the agent says one line, then the call goes."""
+        self._record("bridge_shutdown", data={"then": control.action, "to": control.to_number})
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(speak_within_s):
+                # The model refuses response.create while a response runs or a function call lacks its output;
+                # `control` is set, so an answering task sends its outputs and asks for nothing more.
+                while True:
+                    await self._response_idle.wait()
+                    answering = [task for task in self._tool_tasks if task is not asyncio.current_task()]
+                    if not answering:
+                        break
+                    await asyncio.wait(answering)
+                before = self._responses_done_count
+                await self._ask_for_response(SHUTDOWN_WORDS[control.action], allow_tools=False)
+                await self._until_response_done_after(before)
+                await self._until_heard()
+        if not await self._carry_out(control, SHUTDOWN_END_REASON):
+            await self._carry_out(CallControl("hang_up", SHUTDOWN_END_REASON), SHUTDOWN_END_REASON)
+
+    async def _ask_for_response(self, instructions: str | None = None, allow_tools: bool = True) -> None:
         """`response.create` once no response is active: the model allows one at a time."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._response_idle.wait(), RESPONSE_IDLE_TIMEOUT_S)
-        await self._send_model(json.dumps(realtime.response_create(instructions)))
+        request = realtime.response_create(instructions)
+        if not allow_tools:  # last words only: no tool call may start anything new
+            request.setdefault("response", {}).update(tools=[], tool_choice="none")
+        await self._send_model(json.dumps(request))
 
     async def _until_response_done_after(self, count: int) -> None:
         with contextlib.suppress(TimeoutError):
@@ -460,11 +514,27 @@ class CallSession:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._heard_everything.wait(), LAST_WORDS_TIMEOUT_S)
 
-    async def _carry_out(self, control: CallControl) -> None:
-        """Update the live call through Twilio's REST API; Twilio then stops the stream itself."""
+    async def _carry_out(self, control: CallControl, hang_up_reason: str = "agent_hung_up") -> bool:
+        """Update the live call through Twilio's REST API; Twilio then stops the stream itself.
+
+        False when a transfer did not go through: the call is still on.
+        """
         assert self.call_sid is not None
-        end_reason = "agent_hung_up" if control.action == "hang_up" else "transferred"
+        end_reason = hang_up_reason if control.action == "hang_up" else "transferred"
         self._expected_stop = end_reason
+        # Twilio may stop the stream before its REST answer is back, which cancels this task: the update
+        # runs on by itself, and the clean-up waits for it, so its event is never lost.
+        self._call_update = asyncio.create_task(self._update_call(control))
+        result = await asyncio.shield(self._call_update)
+        if result.ok or control.action == "hang_up":
+            # A hang-up Twilio refused still ends the call: closing the stream ends a <Connect>-only call.
+            self.end(end_reason)
+            return True
+        self._expected_stop = None
+        return False
+
+    async def _update_call(self, control: CallControl) -> CallControlResult:
+        assert self.call_sid is not None
         if control.action == "hang_up":
             result = await self.twilio_calls.hang_up(self.call_sid)
         else:
@@ -473,12 +543,7 @@ class CallSession:
         self._record(control.action, data={"reason": control.reason, "to": control.to_number,
                                            "outcome": result.outcome, "twilio_code": result.error_code,
                                            "elapsed_ms": result.elapsed_ms})
-        if result.ok or control.action == "hang_up":
-            # A hang-up Twilio refused still ends the call: closing the stream ends a <Connect>-only call.
-            self.end(end_reason)
-            return
-        self._expected_stop, self.control = None, None
-        await self._ask_for_response(TRANSFER_FAILED)
+        return result
 
     def _record_tool_call(self, name: str, call_id: str, arguments: Any, result: ToolResult) -> None:
         self.tool_outcomes.setdefault(name, []).append(calls.ToolOutcome(result.outcome, result.duration_ms))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ class CallEventRecorder:
         self._pending: list[NewEvent] = []
         self._next_seq = 1
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def record(self, kind: str, role: str | None = None, text: str | None = None,
                data: dict[str, Any] | None = None) -> None:
@@ -42,7 +44,9 @@ class CallEventRecorder:
     async def close(self, deadline_s: float = 10.0) -> None:
         """Stop the background task and write everything left, retrying until the deadline."""
         if self._task is not None:
-            self._task.cancel()
+            # Not cancelled: a write in flight goes on in its thread, and cancelling its wait would lose the
+            # seq numbers it took, so the next write would overwrite those events.
+            self._closing.set()
             await asyncio.gather(self._task, return_exceptions=True)
         give_up_at = time.monotonic() + deadline_s
         delay = 0.1
@@ -57,9 +61,11 @@ class CallEventRecorder:
             delay = min(delay * 2, 2.0)
 
     async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self._flush()
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self._interval_s)
+            if not self._closing.is_set():
+                await self._flush()
 
     async def _flush(self) -> bool:
         """Write the pending batch; on failure keep it for the next try. True when all written."""

@@ -21,6 +21,12 @@ class BridgeSettings:
     agent_cache_ttl_s: float
     event_flush_interval_s: float
     customer_lookup_budget_s: float
+    # On SIGTERM, calls go on for drain_timeout_s, then get drain_wind_down_s to end gracefully:
+    # both inside ECS's 120 s stopTimeout, with time left to flush (bridge/shutdown.py).
+    drain_timeout_s: float = 85.0
+    drain_wind_down_s: float = 15.0
+    ecs_agent_uri: str | None = None  # set by ECS in every task; none locally, and then no scale-in protection
+    metric_interval_s: float = 60.0
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
@@ -39,4 +45,8 @@ class BridgeSettings:
             event_flush_interval_s=settings.number("EVENT_FLUSH_INTERVAL_S", 0.5),
             # How long the greeting may wait for lookup_customer to fill {customer_name}.
             customer_lookup_budget_s=settings.number("CUSTOMER_LOOKUP_BUDGET_S", 0.6),
+            drain_timeout_s=settings.number("DRAIN_TIMEOUT_S", 85.0),
+            drain_wind_down_s=settings.number("DRAIN_WIND_DOWN_S", 15.0),
+            ecs_agent_uri=settings.optional("ECS_AGENT_URI", "") or None,
+            metric_interval_s=settings.number("ACTIVE_CALLS_METRIC_INTERVAL_S", 60.0),
         )

@@ -1,5 +1,6 @@
 """CallEventRecorder: batches off the relay path, and nothing lost when DynamoDB fails for a while."""
 
+import asyncio
 import time
 
 from bridge.event_recorder import MAX_BUFFERED, CallEventRecorder
@@ -42,3 +43,16 @@ def test_the_buffer_is_bounded(dynamodb: None) -> None:
     for n in range(MAX_BUFFERED + 5):
         recorder.record("transcript", text=str(n))
     assert recorder.dropped == 5
+
+
+async def test_close_while_a_periodic_write_is_in_flight_loses_and_overwrites_nothing(dynamodb: None) -> None:
+    recorder = CallEventRecorder("CA5", time.monotonic(), interval_s=0.01)
+    recorder.start()
+    for n in range(MAX_BUFFERED):
+        recorder.record("transcript", text=str(n))
+    await asyncio.sleep(0.05)  # the periodic write of those is now in its thread
+    recorder.record("call_ended")
+    await recorder.close()
+    events = list_events("CA5")
+    assert [e.seq for e in events] == list(range(1, MAX_BUFFERED + 2))
+    assert (events[0].text, events[-1].kind) == ("0", "call_ended")
