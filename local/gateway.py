@@ -19,8 +19,6 @@ import json
 import logging
 import os
 import re
-import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -243,31 +241,6 @@ def build_app(template_path: Path = DEFAULT_TEMPLATE) -> Starlette:
         logger.info("invoke %s (%s)", function.deployed_name, function.name)
     return Starlette(routes=[Route(INVOKE_PATH, invoke_api.handle, methods=["POST"]),
                              Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
-
-
-class GatewayServer:
-    """The gateway under uvicorn on a background thread, e.g. on port 0 beside moto's in-process mock."""
-
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
-        # Listening before uvicorn starts: early requests wait in the backlog instead of being refused.
-        self._socket = socket.create_server((host, port))
-        self.host, self.port = self._socket.getsockname()[:2]
-        self._server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", proxy_headers=False))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="local-gateway", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> GatewayServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,8 +36,6 @@ import json
 import logging
 import re
 import secrets
-import socket
-import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +51,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from local.asgi_server import listening_socket
 from local.call_simulator import CallConfig, CallReport, place_call
 from local.call_simulator.call_updates import CallUpdates
 from local.environment import local_environment
@@ -515,43 +514,6 @@ def _acknowledged_id(text: str | None) -> int | None:
     if isinstance(message, dict) and message.get("event") == "ack" and isinstance(message.get("id"), int):
         return message["id"]
     return None
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket whose connections send at once (TCP_NODELAY, inherited on accept).
-
-    uvicorn writes a response's headers and body separately; with Nagle on, the body of every reply on
-    a kept-alive connection waits some 40 ms for the client's delayed ACK, and each hang-up with it.
-    """
-    listener = socket.create_server((host, port))
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return listener
-
-
-class TwilioRestServer:
-    """The stand-in under uvicorn on a background thread, e.g. on port 0 beside a test's own event loop."""
-
-    def __init__(self, stand_in: TwilioRestStandIn, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.stand_in = stand_in
-        self._socket = listening_socket(host, port)  # listening before uvicorn starts: no refused early requests
-        self.host, self.port = self._socket.getsockname()[:2]
-        self._server = uvicorn.Server(uvicorn.Config(stand_in.app(), ws="websockets-sansio", lifespan="off",
-                                                     log_level="warning", proxy_headers=False))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="twilio-rest-stand-in", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> TwilioRestServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
 
 def main(argv: list[str] | None = None) -> None:

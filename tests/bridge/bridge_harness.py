@@ -14,33 +14,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from local.asgi_server import serving
 from tests.conftest import TwilioSigner
 from voiceline import calls, stream_token
 
 TENANT, AGENT = "tenant-a", "agent-a"
 SILENCE_FRAME = base64.b64encode(b"\xff" * 160).decode()
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, lifespan: str = "on") -> AsyncIterator[str]:
-    """An ASGI app under uvicorn on a free 127.0.0.1 port; yields its base URL (http://…)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # start-up failed: raise why
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager
@@ -51,7 +33,7 @@ async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> As
     monkeypatch.setenv("EVENT_FLUSH_INTERVAL_S", "0.05")
     from bridge.app import app
 
-    async with serving(app) as base_url:
+    async with serving(app, lifespan="on") as base_url:
         yield base_url.replace("http://", "ws://") + "/media-stream"
 
 

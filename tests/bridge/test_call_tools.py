@@ -20,12 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
+from local.asgi_server import serving
 from local.call_simulator.call_updates import CallUpdates, registered_call
 from local.gateway import build_app
 from local.scripted_model import ScriptedModelServer, load_script
 from local.seed import seed
 from local.twilio_rest import TwilioRestStandIn
-from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge, serving
+from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.task_protection import STATE_PATH, ProtectionTiming, TaskProtection
-from tests.bridge.bridge_harness import serving
+from local.asgi_server import serving
 
 FAST = ProtectionTiming(expires_in_minutes=15, renew_every_s=0.3, request_timeout_s=0.3, retry_after_s=0.1)
 

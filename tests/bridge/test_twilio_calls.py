@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
 from bridge.twilio_calls import TwilioCalls
+from local.asgi_server import serving
 from local.call_simulator.call_updates import CallUpdates, registered_call
-from local.twilio_rest import TwilioRestStandIn, listening_socket
+from local.twilio_rest import TwilioRestStandIn
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "test-auth-token"
@@ -25,18 +25,8 @@ WAIT_S = 5.0
 
 @pytest.fixture(scope="module")
 async def twilio_api() -> AsyncIterator[str]:
-    """The stand-in under uvicorn on a port the OS picks; the socket listens before uvicorn starts."""
-    listener = listening_socket("127.0.0.1", 0)
-    config = uvicorn.Config(TwilioRestStandIn(ACCOUNT_SID, AUTH_TOKEN).app(), ws="websockets-sansio",
-                            lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_S)
-        listener.close()
+    async with serving(TwilioRestStandIn(ACCOUNT_SID, AUTH_TOKEN).app()) as url:
+        yield url
 
 
 @pytest.fixture

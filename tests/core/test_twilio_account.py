@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from local.twilio_rest import TwilioRestServer, TwilioRestStandIn
+from local.asgi_server import ThreadedServer
+from local.twilio_rest import TwilioRestStandIn
 from voiceline.twilio_account import TwilioAccount, TwilioFailure, Webhooks
 
 ACCOUNT_SID = "AC" + "6" * 32
@@ -30,7 +31,7 @@ class Twilio:
 @pytest.fixture
 def twilio() -> Iterator[Twilio]:
     stand_in = TwilioRestStandIn(ACCOUNT_SID, AUTH_TOKEN, owned=[OWNED])
-    with TwilioRestServer(stand_in) as server, httpx.Client(base_url=server.url, timeout=5) as local:
+    with ThreadedServer(stand_in.app()) as server, httpx.Client(base_url=server.url, timeout=5) as local:
         yield Twilio(TwilioAccount(ACCOUNT_SID, AUTH_TOKEN, server.url, timeout_s=0.5), stand_in, local)
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from local.gateway import DEFAULT_TEMPLATE, GatewayServer, build_app
+from local.asgi_server import ThreadedServer
+from local.gateway import DEFAULT_TEMPLATE, build_app
 from voiceline import api_keys, calls, tenants
 from voiceline.calls import NewEvent
 from voiceline.models import Call
@@ -60,7 +61,7 @@ class AdminApi:
 @pytest.fixture(name="admin_api")
 def admin_api_fixture(dynamodb: None) -> Iterator[AdminApi]:
     """Import this into a test module for its `admin_api` fixture."""
-    with GatewayServer(build_app(DEFAULT_TEMPLATE)) as server:
+    with ThreadedServer(build_app(DEFAULT_TEMPLATE)) as server:
         api = AdminApi(server.url)
         try:
             yield api

@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from local.asgi_server import ThreadedServer
 from local.call_simulator import CallConfig, CallReport, place_call
-from local.gateway import DEFAULT_TEMPLATE, GatewayServer, build_app
-from local.twilio_rest import TwilioRestServer, TwilioRestStandIn
+from local.gateway import DEFAULT_TEMPLATE, build_app
+from local.twilio_rest import TwilioRestStandIn
 from tests.functions.admin_api import AdminApi
 from voiceline.models import PhoneNumber
 
@@ -98,12 +99,12 @@ def twilio_world(monkeypatch: pytest.MonkeyPatch, timeout_s: float = 1.0) -> Ite
     bridge is nowhere, so a call that gets through fails to open its media stream (only its TwiML matters here)."""
     account_sid, auth_token = os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"]
     stand_in = TwilioRestStandIn(account_sid, auth_token, owned=[SEEDED_NUMBER], max_call_seconds=5)
-    with TwilioRestServer(stand_in) as twilio_server:
+    with ThreadedServer(stand_in.app()) as twilio_server:
         monkeypatch.setenv("TWILIO_API_BASE_URL", twilio_server.url)
         monkeypatch.setenv("TWILIO_REST_TIMEOUT_S", str(timeout_s))
         monkeypatch.setenv("BRIDGE_PUBLIC_URL", f"ws://127.0.0.1:{closed_port()}")
         monkeypatch.delenv("PUBLIC_WEBHOOK_BASE_URL", raising=False)
-        with GatewayServer(build_app(DEFAULT_TEMPLATE)) as gateway, \
+        with ThreadedServer(build_app(DEFAULT_TEMPLATE)) as gateway, \
                 httpx.Client(base_url=twilio_server.url, auth=(account_sid, auth_token), timeout=5) as twilio:
             api = AdminApi(gateway.url)
             try:

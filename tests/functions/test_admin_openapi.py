@@ -18,9 +18,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from local.asgi_server import ThreadedServer
 from local.environment import DEFAULTS
-from local.gateway import DEFAULT_TEMPLATE, GatewayServer, build_app
-from local.twilio_rest import TwilioRestServer, TwilioRestStandIn
+from local.gateway import DEFAULT_TEMPLATE, build_app
+from local.twilio_rest import TwilioRestStandIn
 from tests.functions.admin_api import AGENT_BODY, seed_calls
 from voiceline import agents, api_keys
 
@@ -44,7 +45,7 @@ class Admin:
 @pytest.fixture
 def admin(dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Admin]:
     stand_in = TwilioRestStandIn(DEFAULTS["TWILIO_ACCOUNT_SID"], DEFAULTS["TWILIO_AUTH_TOKEN"])
-    with TwilioRestServer(stand_in) as twilio, GatewayServer(build_app(DEFAULT_TEMPLATE)) as gateway:
+    with ThreadedServer(stand_in.app()) as twilio, ThreadedServer(build_app(DEFAULT_TEMPLATE)) as gateway:
         monkeypatch.setenv("TWILIO_API_BASE_URL", twilio.url)
         key = api_keys.issue_key(TENANT, "schemathesis").key
         # Something for generated requests to find: an agent and a page of calls.

@@ -494,7 +494,8 @@ def test_admin_permissions_cover_every_call_its_routes_make_and_no_route_scans(
     import httpx
     from botocore.client import BaseClient
 
-    from local.gateway import DEFAULT_TEMPLATE, GatewayServer, build_app
+    from local.asgi_server import ThreadedServer
+    from local.gateway import DEFAULT_TEMPLATE, build_app
     from voiceline import api_keys, calls
 
     key = api_keys.issue_key("tenant-permissions", "tests").key
@@ -510,7 +511,7 @@ def test_admin_permissions_cover_every_call_its_routes_make_and_no_route_scans(
             recorded.update((operation, table_ids[table]) for table in tables)
         return make_api_call(client, operation, params)
 
-    with GatewayServer(build_app(DEFAULT_TEMPLATE)) as server, \
+    with ThreadedServer(build_app(DEFAULT_TEMPLATE)) as server, \
             httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as client:
         monkeypatch.setattr(BaseClient, "_make_api_call", recording)
         body = {"name": "Ava", "instructions": "Help {caller_number}.", "greeting": "Hello."}

@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import re
-import socket
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket
 from twilio.request_validator import RequestValidator
 
 from local import mulaw
+from local.asgi_server import serving as serve_app
 from local.call_simulator import CallConfig, CallReport, place_call
 
 TOKEN = "test-auth-token"
@@ -222,20 +221,10 @@ class FakeVoiceline:
 
 @contextlib.asynccontextmanager
 async def serving(voiceline: FakeVoiceline) -> AsyncIterator[str]:
-    """Serve the fake on a port the OS picks; the socket listens before uvicorn starts, so no wait."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    voiceline.base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    config = uvicorn.Config(voiceline.app(), ws="websockets-sansio", lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        yield voiceline.base_url
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_S)
-        listener.close()
+    """Serve the fake on a port the OS picks; it learns its own URL, as Twilio's webhooks name it."""
+    async with serve_app(voiceline.app()) as base_url:
+        voiceline.base_url = base_url
+        yield base_url
 
 
 def write_conversation(directory: Path, *, barge_in_ms: int | None = 200) -> Path:

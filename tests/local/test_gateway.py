@@ -18,9 +18,9 @@ import httpx
 import pytest
 from botocore.config import Config
 
+from local.asgi_server import ThreadedServer
 from local.gateway import (
     DEFAULT_TEMPLATE,
-    GatewayServer,
     build_app,
     http_routes,
     lambda_functions,
@@ -162,13 +162,13 @@ def template(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def gateway(template: Path) -> Iterator[GatewayServer]:
-    with GatewayServer(build_app(template)) as server:
+def gateway(template: Path) -> Iterator[ThreadedServer]:
+    with ThreadedServer(build_app(template)) as server:
         yield server
 
 
 @pytest.fixture
-def client(gateway: GatewayServer) -> Iterator[httpx.Client]:
+def client(gateway: ThreadedServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway.url, timeout=10) as client:
         yield client
 
@@ -201,7 +201,7 @@ def test_routes_come_from_http_api_events_with_global_defaults(template: Path) -
     assert routes["GET /bytes"].timeout_s == 7
 
 
-def test_request_becomes_an_http_api_v2_event(client: httpx.Client, gateway: GatewayServer) -> None:
+def test_request_becomes_an_http_api_v2_event(client: httpx.Client, gateway: ThreadedServer) -> None:
     response = client.get("/echo/alice?x=1&x=2&empty=", headers={"X-Custom": "Yes", "Cookie": "s=1; t=2"})
 
     event = echoed(response)
@@ -214,7 +214,7 @@ def test_request_becomes_an_http_api_v2_event(client: httpx.Client, gateway: Gat
     assert event["headers"]["x-custom"] == "Yes"
     assert "cookie" not in event["headers"]
     assert event["headers"]["x-forwarded-proto"] == "http"
-    assert event["headers"]["x-forwarded-port"] == str(gateway.port)
+    assert event["headers"]["x-forwarded-port"] == gateway.url.rsplit(":", 1)[1]
     context = event["requestContext"]
     assert (context["http"]["method"], context["http"]["path"], context["stage"]) == ("GET", "/echo/alice", "$default")
     assert context["http"]["sourceIp"] == "127.0.0.1"
@@ -282,7 +282,7 @@ def test_handler_code_dir_is_on_sys_path_only_while_importing(client: httpx.Clie
 
 
 def test_signed_voice_webhook_through_the_gateway_answers_twiml(
-        dynamodb: None, client: httpx.Client, gateway: GatewayServer, twilio_signer: Any,
+        dynamodb: None, client: httpx.Client, gateway: ThreadedServer, twilio_signer: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PUBLIC_WEBHOOK_BASE_URL", raising=False)
     Agent("agent-gw", tenant_id="tenant-gw", name="Ava", instructions="Help.", greeting="Hi").save()
@@ -315,7 +315,7 @@ def test_real_template_routes_twilio_webhooks_to_the_webhooks_function() -> None
 
 
 @pytest.fixture
-def lambda_client(gateway: GatewayServer) -> Any:
+def lambda_client(gateway: ThreadedServer) -> Any:
     """boto3's own client, changed only by the endpoint the bridge sets through AWS_ENDPOINT_URL_LAMBDA."""
     return boto3.client("lambda", endpoint_url=gateway.url, region_name="us-east-1",
                         config=Config(read_timeout=10, retries={"total_max_attempts": 1}))
@@ -362,7 +362,7 @@ def test_function_is_found_by_arn_qualified_name_or_logical_id(lambda_client: An
 def test_stack_name_for_function_names_comes_from_stack_name(template: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACK_NAME", "staging")
-    with GatewayServer(build_app(template)) as server:
+    with ThreadedServer(build_app(template)) as server:
         client = boto3.client("lambda", endpoint_url=server.url, region_name="us-east-1")
         _, payload = invoke(client, "staging-get-pricing", {})
         with pytest.raises(client.exceptions.ResourceNotFoundException):

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from local.twilio_rest import TwilioRestStandIn, listening_socket
+from local.asgi_server import serving
+from local.twilio_rest import TwilioRestStandIn
 
 ACCOUNT_SID = "AC" + "7" * 32
 OTHER_ACCOUNT_SID = "AC" + "8" * 32
@@ -33,16 +33,8 @@ class TwilioApi:
 @pytest.fixture(scope="module")
 async def api() -> AsyncIterator[TwilioApi]:
     stand_in = TwilioRestStandIn(ACCOUNT_SID, AUTH_TOKEN)
-    listener = listening_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(stand_in.app(), ws="websockets-sansio", lifespan="off",
-                                           log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        yield TwilioApi(f"http://127.0.0.1:{listener.getsockname()[1]}", stand_in)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_S)
-        listener.close()
+    async with serving(stand_in.app()) as url:
+        yield TwilioApi(url, stand_in)
 
 
 @pytest.fixture

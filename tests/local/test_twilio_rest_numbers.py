@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from local.twilio_rest import TwilioRestServer, TwilioRestStandIn
+from local.asgi_server import ThreadedServer
+from local.twilio_rest import TwilioRestStandIn
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "numbers-token"
@@ -20,7 +21,7 @@ BASE = f"/2010-04-01/Accounts/{ACCOUNT_SID}"
 
 @pytest.fixture
 def twilio() -> Iterator[httpx.Client]:
-    with TwilioRestServer(TwilioRestStandIn(ACCOUNT_SID, AUTH_TOKEN, owned=[OWNED])) as server, \
+    with ThreadedServer(TwilioRestStandIn(ACCOUNT_SID, AUTH_TOKEN, owned=[OWNED]).app()) as server, \
             httpx.Client(base_url=server.url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5) as client:
         yield client
 

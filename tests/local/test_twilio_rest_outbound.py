@@ -5,7 +5,6 @@ application that answers Twilio, so only the stand-in is under test."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -17,7 +16,6 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,8 +23,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
+from local.asgi_server import serving
 from local.twilio_outbound import Callee
-from local.twilio_rest import TwilioRestStandIn, listening_socket
+from local.twilio_rest import TwilioRestStandIn
 
 ACCOUNT_SID = "AC" + "9" * 32
 AUTH_TOKEN = "outbound-token"
@@ -82,19 +81,6 @@ class FarEnd:
             self.hang_up_answer = answer.json()
             while True:
                 self.stream_messages.append(json.loads(await websocket.receive_text()))
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    listener = listening_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, ws="websockets-sansio", lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_S)
-        listener.close()
 
 
 @dataclass

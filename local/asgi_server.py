@@ -1,0 +1,77 @@
+"""Serving one of the local stand-ins (an ASGI app) on 127.0.0.1: in a test's event loop, or on a thread.
+
+Either way the socket is listening before uvicorn starts, so early requests wait in the backlog
+instead of being refused, and it sends at once (TCP_NODELAY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import uvicorn
+from starlette.types import ASGIApp
+
+SHUTDOWN_TIMEOUT_S = 10.0
+Lifespan = Literal["on", "off"]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket whose connections send at once (TCP_NODELAY, inherited on accept).
+
+    uvicorn writes a response's headers and body separately; with Nagle on, the body of every reply on
+    a kept-alive connection waits some 40 ms for the client's delayed ACK.
+    """
+    listener = socket.create_server((host, port))
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
+
+
+def _server(app: ASGIApp, lifespan: Lifespan) -> uvicorn.Server:
+    # proxy_headers off: like API Gateway, a local stand-in never trusts a client's X-Forwarded-*.
+    return uvicorn.Server(uvicorn.Config(app, ws="websockets-sansio", lifespan=lifespan, log_level="warning",
+                                         proxy_headers=False))
+
+
+def _url(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, lifespan: Lifespan = "off", host: str = "127.0.0.1",
+                  port: int = 0) -> AsyncIterator[str]:
+    """The app in the running event loop; yields its base URL (http://…)."""
+    listener = listening_socket(host, port)
+    server = _server(app, lifespan)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        yield _url(listener)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, SHUTDOWN_TIMEOUT_S)
+        listener.close()
+
+
+class ThreadedServer:
+    """The app on a background thread, for synchronous callers (e.g. beside moto's in-process mock)."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._socket = listening_socket(host, port)
+        self.url = _url(self._socket)
+        self._server = _server(app, "off")
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="local-asgi-server", daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=SHUTDOWN_TIMEOUT_S)
+        self._socket.close()
