@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voiceline import call_history
 from voiceline.agents import get_agent
-from voiceline.calls import get_call
 from voiceline.models import Call, CallEvent
+from voiceline.ownership import owned_item
 
 router = APIRouter(prefix="/api/calls", tags=["calls"])
 
@@ -132,7 +132,7 @@ def list_calls(
 @router.get("/{call_sid}", response_model=CallDetail, responses={404: {"description": "No such call for this tenant."}},
             summary="A call with its metrics and events")
 def get_call_detail(tenant: Tenant, call_sid: str) -> CallDetail:
-    call = get_call(call_sid) if _CALL_SID.fullmatch(call_sid) else None
-    if call is None or call.tenant_id != tenant:
+    call = owned_item(Call, call_sid, tenant) if _CALL_SID.fullmatch(call_sid) else None
+    if call is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "call not found")
     return CallDetail(**_record(call), events=[_event(event) for event in call_history.call_events(call_sid)])

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,16 @@ class ModelClient:
     def __init__(self, websocket: ClientConnection) -> None:
         self.websocket = websocket
         self.created: dict[str, Any] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, model: ScriptedModelServer) -> AsyncIterator[ModelClient]:
+        """A new session, past its `session.created`."""
+        async with connect(f"{model.url}?model=gpt-realtime",
+                           additional_headers={"Authorization": "Bearer sk-local"}) as websocket:
+            session_client = cls(websocket)
+            session_client.created = await session_client.next_event()
+            yield session_client
 
     async def send(self, event: dict[str, Any]) -> None:
         await self.websocket.send(json.dumps(event))
@@ -79,10 +90,7 @@ async def model() -> AsyncIterator[ScriptedModelServer]:
 
 @pytest.fixture
 async def client(model: ScriptedModelServer) -> AsyncIterator[ModelClient]:
-    async with connect(f"{model.url}?model=gpt-realtime",
-                       additional_headers={"Authorization": "Bearer sk-local"}) as websocket:
-        session_client = ModelClient(websocket)
-        session_client.created = await session_client.next_event()
+    async with ModelClient.open(model) as session_client:
         yield session_client
 
 

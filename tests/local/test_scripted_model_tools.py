@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
 
 from local.scripted_model import ScriptedModelServer, load_script
 from local.scripted_model.conversation import Script
@@ -65,10 +64,7 @@ async def model(script: Script) -> AsyncIterator[ScriptedModelServer]:
 
 @pytest.fixture
 async def client(model: ScriptedModelServer) -> AsyncIterator[ModelClient]:
-    async with connect(f"{model.url}?model=gpt-realtime",
-                       additional_headers={"Authorization": "Bearer sk-local"}) as websocket:
-        session_client = ModelClient(websocket)
-        session_client.created = await session_client.next_event()
+    async with ModelClient.open(model) as session_client:
         yield session_client
 
 

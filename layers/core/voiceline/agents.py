@@ -10,6 +10,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, PutError
 
 from voiceline.models import Agent, PhoneNumber
+from voiceline.ownership import condition_failed, owned_item
 
 
 def agent_for_number(e164: str) -> tuple[PhoneNumber, Agent] | None:
@@ -64,11 +65,8 @@ def settings_of(agent: Agent) -> dict[str, Any]:
 
 def tenant_agent(tenant_id: str, agent_id: str) -> Agent:
     """The tenant's agent, read consistently; AgentNotFound when it is missing or another tenant's."""
-    try:
-        agent = Agent.get(agent_id, consistent_read=True)
-    except Agent.DoesNotExist:
-        raise AgentNotFound(agent_id) from None
-    if agent.tenant_id != tenant_id:
+    agent = owned_item(Agent, agent_id, tenant_id)
+    if agent is None:
         raise AgentNotFound(agent_id)
     return agent
 
@@ -99,7 +97,7 @@ def update_agent(tenant_id: str, agent_id: str, expected_version: int, settings:
     try:
         agent.save(condition=(Agent.version == expected_version) & (Agent.tenant_id == tenant_id))
     except PutError as error:
-        if not _condition_failed(error):
+        if not condition_failed(error):
             raise
         raise VersionConflict(int(tenant_agent(tenant_id, agent_id).version)) from None
     return agent
@@ -122,7 +120,7 @@ def delete_agent(tenant_id: str, agent_id: str) -> None:
     try:
         Agent(agent_id).delete(condition=Agent.tenant_id == tenant_id)
     except DeleteError as error:
-        if not _condition_failed(error):
+        if not condition_failed(error):
             raise
         raise AgentNotFound(agent_id) from None
 
@@ -134,5 +132,3 @@ def _only(settings: Mapping[str, Any]) -> dict[str, Any]:
     return dict(settings)
 
 
-def _condition_failed(error: Exception) -> bool:
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"

@@ -18,6 +18,7 @@ from pynamodb.exceptions import PutError, UpdateError
 from voiceline import catalog, tenant_data
 from voiceline.catalog import Service
 from voiceline.models import Booking
+from voiceline.ownership import condition_failed
 from voiceline.tenant_data import BusinessSettings
 from voiceline.tool_contract import ToolError
 
@@ -31,7 +32,6 @@ BOOKED, CANCELLED = "booked", "cancelled"
 # No 0/O or 1/I: callers read the code back over a phone line.
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _CODE_LENGTH = 6
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def utcnow() -> datetime:
@@ -134,7 +134,7 @@ def book(tenant_id: str, service_asked: str, slot_start: str, customer_name: str
             # A cancelled booking frees its slot; anything else there means someone was faster.
             booking.save(condition=Booking.slot_start.does_not_exist() | (Booking.status == CANCELLED))
         except PutError as error:
-            if error.cause_response_code != _CONDITION_FAILED:
+            if not condition_failed(error):
                 raise
             continue
         return {"confirmation_code": code, "service": service.name, "customer_name": customer_name,
@@ -163,7 +163,7 @@ def cancel(tenant_id: str, confirmation_code: str, caller_number: str, now: date
         booking.update(actions=[Booking.status.set(CANCELLED), Booking.cancelled_at.set(utcnow())],
                        condition=(Booking.confirmation_code == code) & (Booking.status == BOOKED))
     except UpdateError as error:
-        if error.cause_response_code != _CONDITION_FAILED:
+        if not condition_failed(error):
             raise
         return {**summary, "cancelled": True, "already_cancelled": True}
     return {**summary, "cancelled": True, "already_cancelled": False}

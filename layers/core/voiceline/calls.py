@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from pynamodb.exceptions import UpdateError
 
 from voiceline.models import Call, CallEvent
+from voiceline.ownership import condition_failed
 from voiceline.stats import percentile
 
 # Twilio status callbacks can arrive late or repeated; a status never moves backwards.
@@ -70,7 +71,7 @@ def record_twilio_status(call_sid: str, status: str, duration_s: int | None) -> 
     try:
         Call(call_sid).update(actions=actions, condition=condition)
     except UpdateError as error:
-        if _is_condition_failure(error):
+        if condition_failed(error):
             return False
         raise
     return True
@@ -172,6 +173,3 @@ def list_events(call_sid: str) -> list[CallEvent]:
     return list(CallEvent.query(call_sid, consistent_read=True))
 
 
-def _is_condition_failure(error: Exception) -> bool:
-    cause = getattr(error, "cause_response_code", None)
-    return cause == "ConditionalCheckFailedException"

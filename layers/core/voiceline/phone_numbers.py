@@ -20,6 +20,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from voiceline.agents import tenant_agent
 from voiceline.calls import utcnow
 from voiceline.models import PhoneNumber
+from voiceline.ownership import condition_failed, owned_item
 from voiceline.twilio_account import NOT_FOUND, OwnedNumber, TwilioAccount, TwilioFailure, Webhooks
 
 logger = logging.getLogger("voiceline.phone_numbers")
@@ -60,11 +61,8 @@ def list_numbers(tenant_id: str) -> list[PhoneNumber]:
 
 
 def get_number(tenant_id: str, e164: str) -> PhoneNumber:
-    try:
-        number = PhoneNumber.get(e164, consistent_read=True)
-    except PhoneNumber.DoesNotExist:
-        raise NumberNotFound(e164) from None
-    if number.tenant_id != tenant_id:
+    number = owned_item(PhoneNumber, e164, tenant_id)
+    if number is None:
         raise NumberNotFound(e164)
     return number
 
@@ -123,7 +121,7 @@ def assign_number(tenant_id: str, e164: str, agent_id: str | None, friendly_name
     try:
         number.update(actions=actions, condition=PhoneNumber.tenant_id == tenant_id)
     except UpdateError as error:
-        if _is_condition_failure(error):
+        if condition_failed(error):
             raise NumberNotFound(e164) from None
         raise
     return number
@@ -135,7 +133,7 @@ def release_number(account: TwilioAccount, tenant_id: str, e164: str) -> None:
     try:
         number.delete(condition=PhoneNumber.tenant_id == tenant_id)
     except DeleteError as error:
-        if _is_condition_failure(error):
+        if condition_failed(error):
             raise NumberNotFound(e164) from None
         raise
     try:
@@ -164,7 +162,7 @@ def _record_or_undo(tenant_id: str, owned: OwnedNumber, wanted: NumberRequest, u
         number.save(condition=PhoneNumber.e164.does_not_exist())
     except PutError as error:
         _undo(undo, undo_text, error)
-        if _is_condition_failure(error):
+        if condition_failed(error):
             raise NumberInUse(owned.phone_number) from None
         raise
     except Exception as error:  # DynamoDB unreachable, throttled…: the Twilio half must not stay behind
@@ -190,5 +188,3 @@ def _exists(e164: str) -> bool:
     return True
 
 
-def _is_condition_failure(error: Exception) -> bool:
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"

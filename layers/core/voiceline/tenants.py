@@ -9,6 +9,7 @@ from typing import Any
 from pynamodb.exceptions import PutError
 
 from voiceline.models import TenantData
+from voiceline.ownership import condition_failed
 
 PROFILE = "profile"
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
@@ -27,7 +28,7 @@ def create_tenant(tenant_id: str, name: str) -> bool:
     try:
         profile.save(condition=TenantData.sk.does_not_exist())
     except PutError as error:
-        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+        if condition_failed(error):
             return False
         raise
     return True
