@@ -113,6 +113,19 @@ def twilio_world(monkeypatch: pytest.MonkeyPatch, timeout_s: float = 1.0) -> Ite
                 api.close()
 
 
+@pytest.fixture(name="world")
+def world_fixture(dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioWorld]:
+    """A Twilio stand-in and the gateway, with the admin API pointed at the stand-in."""
+    with twilio_world(monkeypatch) as running:
+        yield running
+
+
+@pytest.fixture(name="alice")
+def alice_fixture(world: TwilioWorld) -> httpx.Client:
+    """Tenant A's admin client."""
+    return world.api.as_tenant("tenant-a")
+
+
 def record(e164: str) -> PhoneNumber | None:
     try:
         return PhoneNumber.get(e164, consistent_read=True)

@@ -6,29 +6,25 @@ from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.functions.admin_api import create_agent
-from tests.functions.admin_twilio import SEEDED_NUMBER, TwilioWorld, all_records, record, twilio_world, wait_until
+from tests.functions.admin_twilio import (
+    SEEDED_NUMBER,
+    TwilioWorld,
+    alice_fixture,  # noqa: F401 (the alice fixture)
+    all_records,
+    record,
+    wait_until,
+    world_fixture,  # noqa: F401 (the world fixture)
+)
 from voiceline.calls import get_call
 from voiceline.models import PhoneNumber
 
 NOT_IN_SERVICE = "not in service"
-
-
-@pytest.fixture
-def world(dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioWorld]:
-    with twilio_world(monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def alice(world: TwilioWorld) -> httpx.Client:
-    return world.api.as_tenant("tenant-a")
 
 
 @pytest.fixture

@@ -4,30 +4,24 @@ record says outbound with the variables, what answered, and how it ended."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.functions.admin_api import create_agent
-from tests.functions.admin_twilio import SEEDED_NUMBER, TwilioWorld, twilio_world, wait_until
+from tests.functions.admin_twilio import (
+    SEEDED_NUMBER,
+    TwilioWorld,
+    alice_fixture,  # noqa: F401 (the alice fixture)
+    wait_until,
+    world_fixture,  # noqa: F401 (the world fixture)
+)
 from voiceline.calls import get_call
 from voiceline.models import Call, PhoneNumber
 
 CALLEE = "+15557654321"
 VOICEMAIL = "Hi, this is {business_name}: your boiler service is at {appointment_time}. Call us back to change it."
-
-
-@pytest.fixture
-def world(dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioWorld]:
-    with twilio_world(monkeypatch) as running:
-        yield running
-
-
-@pytest.fixture
-def alice(world: TwilioWorld) -> httpx.Client:
-    return world.api.as_tenant("tenant-a")
 
 
 def agent_with_number(world: TwilioWorld, client: httpx.Client, number: str = "+14155550101",

@@ -415,6 +415,24 @@ TOOL_RUNS: dict[str, dict[str, Any]] = {
 }
 
 
+def record_dynamodb_calls(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
+    """From now until `monkeypatch.undo()`, every DynamoDB call any client makes, as (operation, table resource)."""
+    from botocore.client import BaseClient
+
+    table_ids = {model.Meta.table_name: table_resource(model) for model in ALL_MODELS}
+    recorded: set[tuple[str, str]] = set()
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            tables = params.get("RequestItems", {}).keys() if "RequestItems" in params else [params["TableName"]]
+            recorded.update((operation, table_ids[table]) for table in tables)
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return recorded
+
+
 def test_every_tool_has_a_permission_run() -> None:
     assert set(TOOL_RUNS) == set(TOOL_FUNCTIONS)
 
@@ -423,7 +441,6 @@ def test_every_tool_has_a_permission_run() -> None:
 def test_tool_permissions_are_exactly_what_a_successful_run_uses(tool: str, dynamodb: None,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Every DynamoDB call the real handler makes is granted, and every grant is used: the map is least privilege."""
-    from botocore.client import BaseClient
 
     from tests.functions.tool_calls import CALLER, Business, invoke, ok, seed_business
     from voiceline import booking
@@ -433,17 +450,7 @@ def test_tool_permissions_are_exactly_what_a_successful_run_uses(tool: str, dyna
     if tool == "cancel_appointment":
         arguments["confirmation_code"] = booking.book("tenant-permissions", "tap repair", "2030-03-12T10:00",
                                                       "Jordan Lee", CALLER)["confirmation_code"]
-    table_ids = {model.Meta.table_name: table_resource(model) for model in ALL_MODELS}
-    calls: set[tuple[str, str]] = set()
-    make_api_call = BaseClient._make_api_call
-
-    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if client.meta.service_model.service_name == "dynamodb":
-            tables = params.get("RequestItems", {}).keys() if "RequestItems" in params else [params["TableName"]]
-            calls.update((operation, table_ids[table]) for table in tables)
-        return make_api_call(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    calls = record_dynamodb_calls(monkeypatch)
     ok(invoke(tool, arguments, tenant="tenant-permissions", caller=CALLER))
     monkeypatch.undo()
 
@@ -492,7 +499,6 @@ def test_admin_permissions_cover_every_call_its_routes_make_and_no_route_scans(
         dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Agents CRUD, preview, call history and call detail through the real handler, every DynamoDB call recorded."""
     import httpx
-    from botocore.client import BaseClient
 
     from local.asgi_server import ThreadedServer
     from local.gateway import DEFAULT_TEMPLATE, build_app
@@ -501,19 +507,9 @@ def test_admin_permissions_cover_every_call_its_routes_make_and_no_route_scans(
     key = api_keys.issue_key("tenant-permissions", "tests").key
     calls.create_call("CA" + "9" * 32, "tenant-permissions", "agent-x", "+15551234567", "+15550100")
     calls.append_events("CA" + "9" * 32, 0, [calls.NewEvent("transcript", 10, role="agent", text="Hello")])
-    table_ids = {model.Meta.table_name: table_resource(model) for model in ALL_MODELS}
-    recorded: set[tuple[str, str]] = set()
-    make_api_call = BaseClient._make_api_call
-
-    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if client.meta.service_model.service_name == "dynamodb":
-            tables = params.get("RequestItems", {}).keys() if "RequestItems" in params else [params["TableName"]]
-            recorded.update((operation, table_ids[table]) for table in tables)
-        return make_api_call(client, operation, params)
-
     with ThreadedServer(build_app(DEFAULT_TEMPLATE)) as server, \
             httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as client:
-        monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+        recorded = record_dynamodb_calls(monkeypatch)
         body = {"name": "Ava", "instructions": "Help {caller_number}.", "greeting": "Hello."}
         agent_url = f"/api/agents/{client.post('/api/agents', json=body).json()['agent_id']}"
         statuses = [client.get("/api/agents").status_code, client.get(agent_url).status_code,
