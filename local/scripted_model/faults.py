@@ -54,6 +54,8 @@ class FaultPlan:
         self._session_faults: dict[int, SessionFault] = {}
         self.connects: list[float] = []
         """time.monotonic() of every handshake, refused or not."""
+        self.handshake_delay_s = 0.0
+        """Added before each handshake is answered: stands in for the network and TLS to a distant API."""
 
     def refuse(self, count: int, status: HTTPStatus = HTTPStatus.SERVICE_UNAVAILABLE, first: int | None = None) -> None:
         """Refuse `count` handshakes with `status`, from handshake number `first` (default: the next one)."""

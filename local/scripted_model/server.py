@@ -79,7 +79,7 @@ class ScriptedModelServer:
                         traceback: TracebackType | None) -> None:
         await self.stop()
 
-    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         """Plain HTTP routes, and the checks the API makes before it upgrades to a WebSocket."""
         path = urlsplit(request.path).path
         if path == "/health":
@@ -88,6 +88,8 @@ class ScriptedModelServer:
             return _json_response(connection, HTTPStatus.OK, [s.record.to_json() for s in self.sessions])
         if path != REALTIME_PATH:
             return _json_response(connection, HTTPStatus.NOT_FOUND, {"error": {"message": f"No route {path}"}})
+        if self.faults is not None and self.faults.handshake_delay_s:
+            await asyncio.sleep(self.faults.handshake_delay_s)
         refusal = self.faults.refusal() if self.faults is not None else None
         if refusal is not None:
             return _json_response(connection, *refusal)
