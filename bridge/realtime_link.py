@@ -218,8 +218,9 @@ class RealtimeLink:
             self._trying_since = time.monotonic()
         deadline = self._trying_since + settings.openai_reconnect_budget_s
         delay = settings.openai_reconnect_backoff_s
-        last_error = "no try left"
-        while self._tries < max(1, settings.openai_reconnect_attempts) and time.monotonic() < deadline:
+        attempts = max(1, settings.openai_reconnect_attempts)
+        last_error = "no time left"
+        while self._tries < attempts and time.monotonic() < deadline:
             self._tries += 1
             pooled = self._pool.take(self.model) if self._pool is not None else None
             if pooled is not None:
@@ -230,8 +231,9 @@ class RealtimeLink:
                 if is_fatal_connect_error(error):
                     raise ModelUnavailable(OPENAI_FATAL_ERROR, f"connect refused: {error!r}") from None
                 last_error = repr(error)
-            await asyncio.sleep(max(0.0, min(delay, deadline - time.monotonic())))
-            delay = min(delay * 2, MAX_BACKOFF_S)
+            if self._tries < attempts:
+                await asyncio.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+                delay = min(delay * 2, MAX_BACKOFF_S)
         raise ModelUnavailable(OPENAI_UNAVAILABLE, f"connect failed after {self._tries} tries: {last_error}")
 
     async def _restore(self, connection: OpenConnection, answer: bool) -> int:

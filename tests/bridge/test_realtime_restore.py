@@ -1,11 +1,19 @@
-"""What a new Realtime session is told to carry on a call: ConversationMemory, without sockets."""
+"""What a new Realtime session is told to carry on a call, and which failures end it: pure parts, no sockets."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
+
+from bridge import realtime_protocol as realtime
 from bridge.conversation_memory import CONTINUE_NOTE, MAX_LINE_CHARS, ConversationMemory
+from bridge.realtime_connection import is_fatal_connect_error
+from bridge.realtime_link import AUDIO_APPEND_PREFIX
 
 
 def caller(text: str) -> dict[str, Any]:
@@ -73,3 +81,22 @@ def test_blank_lines_are_skipped_and_long_ones_capped() -> None:
     assert not memory.caller_has_spoken
     [_, line] = [event["item"] for event in memory.restore_events(keep_last=10)]
     assert len(line["content"][0]["text"]) == MAX_LINE_CHARS
+
+
+def test_the_link_recognises_caller_audio_without_parsing_it() -> None:
+    """The link buffers caller audio during a reconnect by its prefix alone: the per-frame path parses nothing."""
+    assert realtime.append_audio("AAAA").startswith(AUDIO_APPEND_PREFIX)
+    assert not json.dumps(realtime.response_create()).startswith(AUDIO_APPEND_PREFIX)
+
+
+@pytest.mark.parametrize(("status", "body", "fatal"), [
+    (401, b'{"error": {"code": "invalid_api_key"}}', True),
+    (404, b"", True),
+    (429, b'{"error": {"code": "insufficient_quota", "type": "insufficient_quota"}}', True),
+    (429, b'{"error": {"code": "rate_limit_exceeded"}}', False),
+    (503, b"not json", False),
+])
+def test_only_refusals_a_retry_cannot_fix_are_fatal(status: int, body: bytes, fatal: bool) -> None:
+    refused = InvalidStatus(Response(status, "refused", Headers(), body))
+    assert is_fatal_connect_error(refused) is fatal
+    assert is_fatal_connect_error(ConnectionRefusedError()) is False
