@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from bridge.active_calls_metric import ActiveCallsMetric
 from bridge.agent_cache import AgentCache
 from bridge.call_session import WS_POLICY_VIOLATION, CallSession
+from bridge.realtime_pool import RealtimePool
 from bridge.settings import BridgeSettings
 from bridge.shutdown import WS_TRY_AGAIN_LATER, Drain, StopSignal
 from bridge.task_protection import TaskProtection
@@ -38,12 +39,20 @@ class Bridge:
         # the count the service scales on.
         self.protection = TaskProtection(settings.ecs_agent_uri)
         self.active_calls_metric = ActiveCallsMetric(lambda: len(self.calls), settings.metric_interval_s)
+        self.realtime_pool = RealtimePool(settings)
 
     def start(self) -> None:
         self.protection.start()
         self.active_calls_metric.start()
+        self.realtime_pool.start()
+
+    async def stop_taking_calls(self) -> None:
+        """SIGTERM: no new call will take a pre-warmed connection, so close them; then drain the calls."""
+        await self.realtime_pool.aclose()
+        await self.drain.run()
 
     async def aclose(self) -> None:
+        await self.realtime_pool.aclose()
         await self.active_calls_metric.aclose()
         await self.protection.aclose()
         await self.twilio_calls.aclose()
@@ -55,7 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.bridge = Bridge(BridgeSettings.from_env())
     app.state.bridge.start()
     # SIGTERM drains the calls first; uvicorn stops (and closes connections) only after that.
-    stop_signal = StopSignal(app.state.bridge.drain.run)
+    stop_signal = StopSignal(app.state.bridge.stop_taking_calls)
     stop_signal.install()
     try:
         yield
@@ -97,7 +106,8 @@ async def media_stream(websocket: WebSocket) -> None:
         logger.warning("media stream refused: the bridge is shutting down")
         await websocket.close(code=WS_TRY_AGAIN_LATER, reason="bridge shutting down; try again later")
         return
-    session = CallSession(websocket, bridge.settings, bridge.agents, bridge.tool_invoker, bridge.twilio_calls)
+    session = CallSession(websocket, bridge.settings, bridge.agents, bridge.tool_invoker, bridge.twilio_calls,
+                          bridge.realtime_pool)
     bridge.calls.add(session)  # no await since the drain check: the drain sees every call it must end
     bridge.protection.call_started()
     try:

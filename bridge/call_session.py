@@ -8,17 +8,17 @@ calls are answered in `_answer_function_calls`, off the pumps.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from bridge import realtime_protocol as realtime
 from bridge import twilio_protocol as twilio
@@ -26,7 +26,8 @@ from bridge.agent_cache import AgentCache
 from bridge.agent_tools import AgentTools, CallControl
 from bridge.event_recorder import CallEventRecorder
 from bridge.playback import PlaybackTracker, base64_decoded_length
-from bridge.realtime_connection import open_realtime
+from bridge.realtime_link import ModelUnavailable, RealtimeLink
+from bridge.realtime_pool import RealtimePool
 from bridge.settings import BridgeSettings
 from bridge.tool_invoker import ToolInvoker, ToolResult
 from bridge.twilio_calls import CallControlResult, TwilioCalls
@@ -57,18 +58,26 @@ SHUTDOWN_WORDS = {
                 "through to a colleague. Ask nothing.",
 }
 SHUTDOWN_END_REASON = "bridge_shutdown"
+# When the model is gone for good, a recorded line (8 kHz μ-law, made by local/audio/make_bridge_clips.py) is all
+# the caller can still hear before the transfer or the hang-up.
+AUDIO_DIR = Path(__file__).resolve().parent / "audio"
+FALLBACK_CLIPS = {action: (AUDIO_DIR / f"openai_down_{action}.ulaw").read_bytes() for action in ("hang_up", "transfer")}
+FALLBACK_ITEM = "fallback-clip"
+CLIP_CHUNK_BYTES = 8000  # one second per media message
+RECYCLE_POLL_S = 0.25  # a renewal waits for a quiet moment: nobody speaking, nothing playing, no response
 
 
 class CallSession:
     """All per-call state, two pumps (Twilio → model, model → Twilio) and a timer watch."""
 
     def __init__(self, websocket: WebSocket, settings: BridgeSettings, agents: AgentCache,
-                 tool_invoker: ToolInvoker, twilio_calls: TwilioCalls) -> None:
+                 tool_invoker: ToolInvoker, twilio_calls: TwilioCalls, pool: RealtimePool | None = None) -> None:
         self.twilio = websocket
         self.settings = settings
         self.agents = agents
         self.tool_invoker = tool_invoker
         self.twilio_calls = twilio_calls
+        self.pool = pool
         self.accepted_at = time.monotonic()
         self.state = "waiting_for_start"
         self.call_sid: str | None = None
@@ -77,7 +86,7 @@ class CallSession:
         self._tenant_id = ""
         self.agent: Agent | None = None
         self.tools: AgentTools | None = None
-        self.model: ClientConnection | None = None
+        self.link: RealtimeLink | None = None
         self.recorder: CallEventRecorder | None = None
         self.playback = PlaybackTracker()
         self.response_active = False
@@ -210,16 +219,10 @@ class CallSession:
         marked = asyncio.create_task(self._mark_stream_started(start))
         # The caller's name is looked up while the model connects, so the greeting can use it.
         lookup = asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
-        try:
-            self.model = await open_realtime(self.settings.openai_realtime_url, self.settings.openai_api_key,
-                                             agent.model, self.settings.openai_connect_timeout_s)
-        except Exception as error:
-            logger.error("OpenAI connect failed", call_sid=self.call_sid, error=repr(error))
-            self.recorder.record("error", data={"source": "openai", "message": f"connect failed: {error!r}"})
-            self.end("openai_connect_failed")
-            lookup.cancel()
-            await asyncio.gather(marked, lookup, return_exceptions=True)
-            return False
+        # A failed connect is kept by the link: the model pump then hands the call over (`_hand_over`).
+        self.link = RealtimeLink(self.settings, agent.model, self.pool, self._on_model_interrupted,
+                                 lambda kind, data: self._record(kind, data=data))
+        await self.link.connect()
         customer_name, looked_up = await lookup
         if looked_up is not None:
             self._record_tool_call("lookup_customer", "call-start", {}, looked_up)
@@ -237,7 +240,8 @@ class CallSession:
         waits = agent.wait_for_callee and call.direction == "outbound"
         if waits:
             instructions += f"\n\nThe person you called speaks first. Then greet them with: {greeting}"
-        await self._send_model(json.dumps(realtime.session_update(agent, instructions, self.tools.definitions())))
+        assert self.link is not None
+        await self.link.start(realtime.session_update(agent, instructions, self.tools.definitions()))
         if not waits:
             await self._send_model(json.dumps(realtime.greeting(greeting)))
 
@@ -266,11 +270,8 @@ class CallSession:
     async def _clean_up(self) -> None:
         """The single end path: close both sockets, flush events, finalise the Call."""
         self.state = "ending"
-        if self.model is not None:
-            try:
-                await asyncio.wait_for(self.model.close(), 3)
-            except Exception:
-                logger.warning("OpenAI socket did not close cleanly", call_sid=self.call_sid)
+        if self.link is not None:
+            await self.link.close()
         await self._close_twilio(1000, self.end_reason or "call ended")
         if self.recorder is None or self.call_sid is None:
             return
@@ -345,15 +346,12 @@ class CallSession:
     # ---- model → Twilio ----------------------------------------------------------------------
 
     async def _model_pump(self) -> None:
-        assert self.model is not None
+        """Model events to their handlers; the link reconnects beneath, and says when the model is gone for good."""
+        assert self.link is not None
         try:
-            async for raw in self.model:
-                try:
-                    event = json.loads(raw)
-                    handler = _MODEL_HANDLERS.get(event.get("type"))
-                except (ValueError, AttributeError):
-                    handler, event = None, None
-                if handler is None:
+            async for event in self.link.events():
+                handler = _MODEL_HANDLERS.get(event.get("type")) if event is not None else None
+                if handler is None or event is None:
                     self.model_events_ignored += 1
                     continue
                 try:
@@ -362,9 +360,36 @@ class CallSession:
                     logger.exception("model event handler failed", call_sid=self.call_sid, type=event.get("type"))
                 if self._ending.is_set():
                     return
-        except ConnectionClosed:
-            pass
-        self.end("openai_disconnected")
+        except ModelUnavailable as failure:
+            await self._hand_over(failure.end_reason)
+
+    async def _on_model_interrupted(self) -> None:
+        """The model connection was lost: cut what the phone still has to play, wait on no lost response."""
+        if self.playback.has_unplayed_audio:
+            self.playback.cut()
+            await self._send_twilio(twilio.clear_message(self.stream_sid))
+        self._heard_everything.set()
+        self.response_active = False
+        self._response_idle.set()
+        self._last_audio_response = None
+
+    async def _hand_over(self, reason: str) -> None:
+        """The model is gone for good: a recorded line, then a colleague (the transfer number) or a hang-up."""
+        assert self.agent is not None
+        if self.control is not None:  # already hanging up or transferring: that goes on without the model
+            return
+        transfer_to = self.agent.transfer_number
+        self.control = CallControl("transfer", reason, transfer_to) if transfer_to else CallControl("hang_up", reason)
+        clip = FALLBACK_CLIPS[self.control.action]
+        for start in range(0, len(clip), CLIP_CHUNK_BYTES):
+            chunk = clip[start:start + CLIP_CHUNK_BYTES]
+            mark = self.playback.on_agent_audio(FALLBACK_ITEM, len(chunk))
+            self._heard_everything.clear()
+            await self._send_twilio(twilio.media_message(self.stream_sid, base64.b64encode(chunk).decode()))
+            await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
+        await self._until_heard()
+        if not await self._carry_out(self.control, reason, reason):
+            await self._carry_out(CallControl("hang_up", reason), reason)
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id, delta = event.get("item_id"), event.get("delta")
@@ -514,13 +539,14 @@ class CallSession:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._heard_everything.wait(), LAST_WORDS_TIMEOUT_S)
 
-    async def _carry_out(self, control: CallControl, hang_up_reason: str = "agent_hung_up") -> bool:
+    async def _carry_out(self, control: CallControl, hang_up_reason: str = "agent_hung_up",
+                         transfer_reason: str = "transferred") -> bool:
         """Update the live call through Twilio's REST API; Twilio then stops the stream itself.
 
         False when a transfer did not go through: the call is still on.
         """
         assert self.call_sid is not None
-        end_reason = hang_up_reason if control.action == "hang_up" else "transferred"
+        end_reason = hang_up_reason if control.action == "hang_up" else transfer_reason
         self._expected_stop = end_reason
         # Twilio may stop the stream before its REST answer is back, which cancels this task: the update
         # runs on by itself, and the clean-up waits for it, so its event is never lost.
@@ -557,8 +583,8 @@ class CallSession:
     # ---- limits ------------------------------------------------------------------------------
 
     async def _watch_limits(self) -> None:
-        """End the call at the agent's max duration, or when nobody has spoken for too long."""
-        assert self.agent is not None
+        """End the call at the agent's max duration or after too long a silence; renew the model session in time."""
+        assert self.agent is not None and self.link is not None
         hard_stop = self._stream_started + float(self.agent.max_duration_s)
         while True:
             now = time.monotonic()
@@ -569,7 +595,19 @@ class CallSession:
             if now >= silence_stop:
                 self.end("silence_timeout")
                 return
-            await asyncio.sleep(min(hard_stop, silence_stop) - now)
+            renew_at = self.link.recycle_at()
+            if self.link.recycle_due():
+                if self._quiet():
+                    await self.link.recycle()
+                    continue
+                renew_at = now + RECYCLE_POLL_S
+            await asyncio.sleep(min(hard_stop, silence_stop, renew_at) - now)
+
+    def _quiet(self) -> bool:
+        """Nobody is speaking, nothing is left to play, and no response or tool is under way."""
+        assert self.link is not None
+        return not (self.response_active or self.link.response_active or self.link.caller_speaking
+                    or self.playback.has_unplayed_audio or self._tool_tasks or self.control is not None)
 
     # ---- send helpers: they never raise into a pump -------------------------------------------
 
@@ -580,12 +618,8 @@ class CallSession:
             self.end("twilio_disconnected")
 
     async def _send_model(self, text: str) -> None:
-        if self.model is None:
-            return
-        try:
-            await self.model.send(text)
-        except ConnectionClosed:
-            self.end("openai_disconnected")
+        if self.link is not None:  # never raises: the link reconnects, or the model pump hands the call over
+            await self.link.send(text)
 
     async def _close_twilio(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # already closed by the peer: nothing left to tell it

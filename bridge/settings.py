@@ -27,6 +27,16 @@ class BridgeSettings:
     drain_wind_down_s: float = 15.0
     ecs_agent_uri: str | None = None  # set by ECS in every task; none locally, and then no scale-in protection
     metric_interval_s: float = 60.0
+    # OpenAI faults (bridge/realtime_link.py): a dropped session is reconnected within these bounds, then restored.
+    openai_reconnect_attempts: int = 4
+    openai_reconnect_budget_s: float = 8.0
+    openai_reconnect_backoff_s: float = 0.25  # doubled after each failed try, at most 2 s
+    openai_restore_items: int = 40  # conversation items replayed into a new session; older ones are summarised
+    # GA sessions end after 60 min: a call's session is renewed, while nobody speaks, before that.
+    openai_session_recycle_s: float = 55 * 60.0
+    openai_pool_size: int = 2  # pre-warmed connections (bridge/realtime_pool.py); 0 turns the pool off
+    openai_pool_model: str = "gpt-realtime"
+    openai_pool_max_age_s: float = 5 * 60.0
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
@@ -49,4 +59,12 @@ class BridgeSettings:
             drain_wind_down_s=settings.number("DRAIN_WIND_DOWN_S", 15.0),
             ecs_agent_uri=settings.optional("ECS_AGENT_URI", "") or None,
             metric_interval_s=settings.number("ACTIVE_CALLS_METRIC_INTERVAL_S", 60.0),
+            openai_reconnect_attempts=int(settings.number("OPENAI_RECONNECT_ATTEMPTS", 4)),
+            openai_reconnect_budget_s=settings.number("OPENAI_RECONNECT_BUDGET_S", 8.0),
+            openai_reconnect_backoff_s=settings.number("OPENAI_RECONNECT_BACKOFF_S", 0.25),
+            openai_restore_items=int(settings.number("OPENAI_RESTORE_ITEMS", 40)),
+            openai_session_recycle_s=settings.number("OPENAI_SESSION_RECYCLE_S", 55 * 60.0),
+            openai_pool_size=int(settings.number("OPENAI_POOL_SIZE", 2)),
+            openai_pool_model=settings.optional("OPENAI_POOL_MODEL", "gpt-realtime"),
+            openai_pool_max_age_s=settings.number("OPENAI_POOL_MAX_AGE_S", 5 * 60.0),
         )

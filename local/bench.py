@@ -12,6 +12,8 @@ Each section measures one thing and prints one table; main() runs them in order.
   first sample in events/. The first call of each tool is its cold start; the rest are warm.
 - Admin API: requests to the local stack's gateway (→ Mangum → FastAPI → moto) for call history and a
   call's detail, with a tenant's key, over a seeded history. The first request is the cold start.
+- Greeting latency: sequential calls through the in-process bridge and the scripted model, with no pre-warmed
+  OpenAI connection and with a pool of two, on loopback and with a simulated connect time (local/bench_greeting.py).
 """
 
 from __future__ import annotations
@@ -231,7 +233,21 @@ def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> float:
     return elapsed_ms
 
 
-SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests]
+def greeting_latency(args: argparse.Namespace) -> Section:
+    from local.bench_greeting import CALLS, SIMULATED_CONNECT_S, greeting_latencies
+
+    rows: list[tuple[object, ...]] = [
+        (f"{pool_size}", "loopback" if not delay else f"+{delay * 1000:.0f} ms", f"{percentile(times, 0.5):.1f}",
+         f"{percentile(times, 0.95):.1f}")
+        for (pool_size, delay), times in greeting_latencies().items()]
+    return Section(f"Greeting latency, Twilio start -> first agent audio ({CALLS} sequential calls each)",
+                   ("OpenAI pool size", "connect", "p50 ms", "p95 ms"), rows,
+                   note=f"In-process bridge, scripted model, moto in-process (local/bench_greeting.py). '+"
+                        f"{SIMULATED_CONNECT_S * 1000:.0f} ms' holds each handshake that long,\nstanding in for "
+                        "the network and TLS to OpenAI; with a pool, a call's session.update goes out at once.")
+
+
+SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests, greeting_latency]
 
 
 def render(section: Section) -> str:

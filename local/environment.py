@@ -38,6 +38,9 @@ DEFAULTS: dict[str, str] = {
     "TWILIO_API_BASE_URL": f"http://127.0.0.1:{TWILIO_REST_PORT}",
     "STREAM_TOKEN_KEY": "local-dev-stream-token-key",
     "BRIDGE_PUBLIC_URL": f"ws://127.0.0.1:{BRIDGE_PORT}",
+    # No pre-warmed OpenAI connections locally: each scripted-model session then belongs to one call, which the
+    # system tests rely on. Tests that exercise the pool turn it on.
+    "OPENAI_POOL_SIZE": "0",
     "POWERTOOLS_SERVICE_NAME": "voiceline-local",
     "POWERTOOLS_METRICS_NAMESPACE": "VoicelineLocal",
     "POWERTOOLS_DEV": "false",

@@ -139,6 +139,15 @@ class ScriptCursor:
         self._callers_heard += 1
         return self._script.turns[index].caller.text if index < len(self._script.turns) else ""
 
+    def replayed(self, role: str) -> None:
+        """A client restoring a conversation into this session added a line: the script carries on after it."""
+        if role == "user":
+            self._callers_heard += 1
+        elif not self._greeted:
+            self._greeted = True
+        else:
+            self._answered = self._callers_heard
+
     def next_reply(self) -> Line:
         """What the agent says on the next response: the greeting, the reply owed, or a re-prompt."""
         if not self._greeted and self._callers_heard == 0:

@@ -15,6 +15,7 @@ from websockets.asyncio.server import serve as serve_websockets
 from websockets.http11 import Request, Response
 
 from local.scripted_model.conversation import Script, load_script
+from local.scripted_model.faults import FaultPlan
 from local.scripted_model.session import RealtimeSession
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ class ScriptedModelServer:
     """
 
     def __init__(self, script: Script, host: str = "127.0.0.1", port: int = 0,
-                 pace_s: float = DEFAULT_PACE_S) -> None:
+                 pace_s: float = DEFAULT_PACE_S, faults: FaultPlan | None = None) -> None:
         self.script = script
+        self.faults = faults
         self.host = host
         self._requested_port = port
         self._pace_s = pace_s
@@ -77,7 +79,7 @@ class ScriptedModelServer:
                         traceback: TracebackType | None) -> None:
         await self.stop()
 
-    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         """Plain HTTP routes, and the checks the API makes before it upgrades to a WebSocket."""
         path = urlsplit(request.path).path
         if path == "/health":
@@ -86,6 +88,11 @@ class ScriptedModelServer:
             return _json_response(connection, HTTPStatus.OK, [s.record.to_json() for s in self.sessions])
         if path != REALTIME_PATH:
             return _json_response(connection, HTTPStatus.NOT_FOUND, {"error": {"message": f"No route {path}"}})
+        if self.faults is not None and self.faults.handshake_delay_s:
+            await asyncio.sleep(self.faults.handshake_delay_s)
+        refusal = self.faults.refusal() if self.faults is not None else None
+        if refusal is not None:
+            return _json_response(connection, *refusal)
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or not key.strip():
             return _json_response(connection, HTTPStatus.UNAUTHORIZED, {"error": {
@@ -96,7 +103,8 @@ class ScriptedModelServer:
     async def _run_session(self, connection: ServerConnection) -> None:
         query = urlsplit(connection.request.path).query if connection.request else ""
         model = parse_qs(query).get("model", [DEFAULT_MODEL])[0]
-        session = RealtimeSession(connection, self.script, model, self._pace_s)
+        fault = self.faults.for_session(len(self.sessions), connection) if self.faults is not None else None
+        session = RealtimeSession(connection, self.script, model, self._pace_s, fault)
         self.sessions.append(session)
         await session.run()
 

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from local.scripted_model import events
 from local.scripted_model.context import ContextItem, ConversationContext
 from local.scripted_model.conversation import Line, Script, ScriptCursor, ToolCall
+from local.scripted_model.faults import ArmedFault
 from local.scripted_model.function_calls import FunctionCallResponse, MadeCall, ToolRound
 from local.scripted_model.input_buffer import InputAudioBuffer
 from local.scripted_model.record import SessionRecord
@@ -31,7 +32,8 @@ MIN_COMMIT_MS = 100  # the API refuses to commit less
 
 
 class RealtimeSession:
-    def __init__(self, connection: ServerConnection, script: Script, model: str, pace_s: float) -> None:
+    def __init__(self, connection: ServerConnection, script: Script, model: str, pace_s: float,
+                 fault: ArmedFault | None = None) -> None:
         self.record = SessionRecord(events.new_id("sess"), model)
         self._connection = connection
         self._config = default_session(self.record.id, model)
@@ -47,9 +49,12 @@ class RealtimeSession:
         """Every function call in the conversation, made by the model or created by the client."""
         self._speech_item_id: str | None = None
         self._speech_started_ms = 0
+        self._fault = fault
 
     async def run(self) -> None:
         """Serve the connection until the client goes; never closes it over a bad event."""
+        if self._fault is not None:
+            self._fault.arm(self.send)
         await self.send({"type": "session.created", "session": self._config})
         try:
             async for message in self._connection:
@@ -58,6 +63,8 @@ class RealtimeSession:
             pass
         finally:
             self.record.closed = True
+            if self._fault is not None:
+                self._fault.disarm()
             if self._response_task is not None:
                 self._response_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -69,6 +76,8 @@ class RealtimeSession:
             self.record.errors_sent.append({"code": event["error"]["code"], "message": event["error"]["message"]})
         with contextlib.suppress(ConnectionClosed):  # the run loop sees the close and ends the session
             await self._connection.send(json.dumps(event))
+        if self._fault is not None:
+            await self._fault.after_sent(event["type"], self.send)
 
     async def _receive(self, message: str | bytes) -> None:
         client_event_id = None
@@ -244,6 +253,8 @@ class RealtimeSession:
             self._take_output(item["call_id"], item["output"])
         elif item["type"] == "function_call" and "call_id" in item:
             self._call_ids.add(item["call_id"])
+        if item["type"] == "message" and item["role"] in ("user", "assistant"):
+            self._cursor.replayed(item["role"])  # a restored conversation goes on where it was
         last_item_id = self._context.last_item_id
         self._context.add(ContextItem(item_id, item.get("role", "tool"), text=_item_text(item)))
         stored = {"object": "realtime.item", "status": "completed", **item, "id": item_id}

@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from local.asgi_server import serving
+from local.call_simulator.call_updates import CallUpdates, registered_call
 from tests.conftest import TwilioSigner
 from voiceline import calls, stream_token
+from voiceline.models import Call
 
 TENANT, AGENT = "tenant-a", "agent-a"
 SILENCE_FRAME = base64.b64encode(b"\xff" * 160).decode()
@@ -116,3 +119,13 @@ async def ended_call(call_sid: str) -> Any:
             return call
         await asyncio.sleep(0.02)
     raise AssertionError("call never finalised")
+
+
+@asynccontextmanager
+async def known_to_twilio(api_url: str, call_sid: str) -> AsyncIterator[CallUpdates]:
+    """Register the call with the Twilio REST stand-in, as the simulator does, and hear its updates."""
+    call = Call.get(call_sid)
+    parameters = {"CallSid": call_sid, "AccountSid": os.environ["TWILIO_ACCOUNT_SID"], "From": call.from_number,
+                  "To": call.to_number, "Direction": "inbound"}
+    async with httpx.AsyncClient(timeout=5) as http, registered_call(http, api_url, parameters, 5) as updates:
+        yield updates

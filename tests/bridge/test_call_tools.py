@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from local.asgi_server import serving
-from local.call_simulator.call_updates import CallUpdates, registered_call
 from local.gateway import build_app
 from local.scripted_model import ScriptedModelServer, load_script
 from local.seed import seed
-from local.twilio_rest import TwilioRestStandIn
-from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge
+from tests.bridge.bridge_harness import TwilioLeg, ended_call, known_to_twilio, running_bridge
 from tests.conftest import TwilioSigner
 from voiceline import calls
-from voiceline.models import Agent, Call
+from voiceline.models import Agent
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLER, BUSINESS_NUMBER, TRANSFER_NUMBER = "+15551234567", "+15550100", "+15557654321"
@@ -78,14 +73,6 @@ async def tool_functions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asy
     """The gateway's Lambda Invoke API for the test template, where the bridge's boto3 client finds it."""
     async with serving(build_app(_template(tmp_path)), lifespan="off") as url:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
-        yield url
-
-
-@pytest.fixture
-async def twilio_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    stand_in = TwilioRestStandIn(os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"])
-    async with serving(stand_in.app(), lifespan="off") as url:
-        monkeypatch.setenv("TWILIO_API_BASE_URL", url)
         yield url
 
 
@@ -184,7 +171,7 @@ async def test_end_call_hangs_up_only_after_the_goodbye_has_played(
     _demo_call("CA203", tools=["end_call"])
     made = [{"name": "end_call", "arguments": {"reason": "the caller said goodbye"}}]
     async with _conversation(tmp_path, made) as model, running_bridge(model.url, monkeypatch) as url, \
-            _known_to_twilio(twilio_api, "CA203") as updates, \
+            known_to_twilio(twilio_api, "CA203") as updates, \
             TwilioLeg.open(url, twilio_signer, "CA203", "agent-demo", DEMO_TENANT, hold_marks=True) as leg:
         listening = asyncio.create_task(leg.run_until_closed(timeout_s=20))
         await asyncio.wait_for(leg.first_media.wait(), 10)  # the goodbye is being sent
@@ -210,7 +197,7 @@ async def test_transfer_call_dials_the_agents_transfer_number_with_the_callers_i
     _demo_call("CA204", tools=["transfer_call"], transfer_number=TRANSFER_NUMBER)
     made = [{"name": "transfer_call", "arguments": {"reason": "wants a quote for a new bathroom"}}]
     async with _conversation(tmp_path, made) as model, running_bridge(model.url, monkeypatch) as url, \
-            _known_to_twilio(twilio_api, "CA204") as updates, \
+            known_to_twilio(twilio_api, "CA204") as updates, \
             TwilioLeg.open(url, twilio_signer, "CA204", "agent-demo", DEMO_TENANT) as leg:
         assert await leg.run_until_closed(timeout_s=20) == 1000
 
@@ -272,12 +259,3 @@ async def test_a_known_caller_is_looked_up_at_call_start_for_the_instructions(
     [lookup] = [e for e in calls.list_events("CA206") if e.kind == "tool_call"]
     assert lookup.data["call_id"] == "call-start" and lookup.data["output"]["output"]["name"] == "Jordan Lee"
 
-
-@asynccontextmanager
-async def _known_to_twilio(api_url: str, call_sid: str) -> AsyncIterator[CallUpdates]:
-    """Register the call with the Twilio REST stand-in, as the simulator does, and hear its updates."""
-    call = Call.get(call_sid)
-    parameters = {"CallSid": call_sid, "AccountSid": os.environ["TWILIO_ACCOUNT_SID"], "From": call.from_number,
-                  "To": call.to_number, "Direction": "inbound"}
-    async with httpx.AsyncClient(timeout=5) as http, registered_call(http, api_url, parameters, 5) as updates:
-        yield updates

@@ -1,0 +1,113 @@
+"""Pre-warmed OpenAI Realtime connections, so a call's session.update goes out with no connect or TLS wait."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
+
+from bridge.realtime_connection import open_realtime
+from bridge.settings import BridgeSettings
+
+logger = Logger(service="voiceline-bridge", child=True)
+
+REFILL_BACKOFF_S = (1.0, 30.0)  # after a failed open: first wait, and the most it grows to
+
+
+@dataclass(frozen=True)
+class OpenConnection:
+    socket: ClientConnection
+    opened_at: float
+    """time.monotonic() at connect: OpenAI's session limit counts from here, not from the call's start."""
+
+
+async def open_connection(settings: BridgeSettings, model: str) -> OpenConnection:
+    socket = await open_realtime(settings.openai_realtime_url, settings.openai_api_key, model,
+                                 settings.openai_connect_timeout_s)
+    return OpenConnection(socket, time.monotonic())
+
+
+class RealtimePool:
+    """Keeps `size` idle connections for one model open, refilled in the background as calls take them.
+
+    Idle connections are replaced before `max_age_s`, so a call never starts on one near OpenAI's
+    session limit; a connection found closed (the peer or a keep-alive ping gave up) is never handed out.
+    """
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+        self.model = settings.openai_pool_model
+        self.size = settings.openai_pool_size
+        self.max_age_s = settings.openai_pool_max_age_s
+        self._idle: deque[OpenConnection] = deque()
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self.discarded = 0
+
+    def start(self) -> None:
+        if self.size > 0:
+            self._task = asyncio.create_task(self._keep_filled(), name="realtime-pool")
+
+    def take(self, model: str) -> OpenConnection | None:
+        """A live, young connection for `model`, or None (the caller then connects itself)."""
+        if model != self.model:
+            return None
+        self._discard_unusable()
+        if not self._idle:
+            return None
+        self._wanted.set()
+        return self._idle.popleft()
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*(close_socket(connection.socket) for connection in self._idle))
+        self._idle.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _keep_filled(self) -> None:
+        backoff = REFILL_BACKOFF_S[0]
+        while True:
+            self._discard_unusable()
+            while len(self._idle) < self.size:
+                try:
+                    self._idle.append(await open_connection(self.settings, self.model))
+                    backoff = REFILL_BACKOFF_S[0]
+                except Exception as error:
+                    logger.warning("could not pre-warm an OpenAI connection", error=repr(error), retry_in_s=backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, REFILL_BACKOFF_S[1])
+            oldest = self._idle[0].opened_at if self._idle else time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wanted.wait(), max(0.0, oldest + self.max_age_s - time.monotonic()))
+            self._wanted.clear()
+
+    def _discard_unusable(self) -> None:
+        """Drop closed connections and those due for replacement; their close runs in the background."""
+        now = time.monotonic()
+        for connection in list(self._idle):
+            if connection.socket.state is not State.OPEN or now - connection.opened_at >= self.max_age_s:
+                self._idle.remove(connection)
+                self.discarded += 1
+                self._wanted.set()
+                task = asyncio.get_running_loop().create_task(close_socket(connection.socket))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+
+async def close_socket(socket: ClientConnection) -> None:
+    """Close with a bounded wait; a peer already gone needs no goodbye."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(socket.close(), 3)

@@ -1,0 +1,20 @@
+"""Fixtures the in-process bridge tests share."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from local.asgi_server import serving
+from local.twilio_rest import TwilioRestStandIn
+
+
+@pytest.fixture
+async def twilio_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """Twilio's REST API stand-in, where the bridge sends hang-ups and transfers."""
+    stand_in = TwilioRestStandIn(os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"])
+    async with serving(stand_in.app(), lifespan="off") as url:
+        monkeypatch.setenv("TWILIO_API_BASE_URL", url)
+        yield url

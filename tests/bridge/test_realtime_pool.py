@@ -1,0 +1,75 @@
+"""Pre-warmed OpenAI connections, in the in-process bridge against the scripted model over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.realtime_pool import RealtimePool
+from local.scripted_model import ScriptedModelServer
+from local.scripted_model.faults import FaultPlan, SessionFault
+from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge
+from tests.bridge.test_realtime_faults import DEMO, first_event, seed, until
+from tests.conftest import TwilioSigner
+
+
+@pytest.fixture(autouse=True)
+def pool_of_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_POOL_SIZE", "2")
+
+
+def pool() -> RealtimePool:
+    from bridge.app import app
+
+    return app.state.bridge.realtime_pool
+
+
+async def test_a_call_configures_a_connection_opened_before_it_started_and_the_pool_refills(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    seed("CA400")
+    async with ScriptedModelServer(DEMO) as model, running_bridge(model.url, monkeypatch) as url:
+        await until(lambda: len(model.sessions) == 2)
+        call_started = datetime.now(UTC)
+        async with TwilioLeg.open(url, twilio_signer, "CA400") as leg:
+            listening = asyncio.create_task(leg.run_until_closed(timeout_s=15))
+            await asyncio.wait_for(leg.first_media.wait(), 10)
+            await until(lambda: len(model.sessions) == 3)  # the one taken is replaced
+            await leg.hang_up()
+            await listening
+
+    [used] = [session.record for session in model.sessions if session.record.event_counts["session.update"]]
+    assert datetime.fromisoformat(used.opened_at) < call_started  # no connect between `start` and session.update
+    assert first_event(used) == "session.update"
+    assert (await ended_call("CA400")).greeting_latency_ms is not None
+    await until(lambda: all(session.record.closed for session in model.sessions))  # the pool closed with the bridge
+
+
+async def test_a_pooled_connection_that_died_is_discarded_not_handed_to_a_call(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    seed("CA401")
+    plan = FaultPlan()
+    plan.fail_session(0, SessionFault("drop", after_s=0.05))
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch) as url:
+        await until(lambda: len(model.sessions) == 2 and model.sessions[0].record.closed)
+        async with TwilioLeg.open(url, twilio_signer, "CA401") as leg:
+            listening = asyncio.create_task(leg.run_until_closed(timeout_s=15))
+            await asyncio.wait_for(leg.first_media.wait(), 10)
+            await leg.hang_up()
+            await listening
+        assert pool().discarded >= 1
+
+    dead, used = model.sessions[0].record, model.sessions[1].record
+    assert not dead.event_counts and used.event_counts["session.update"] == 1
+    assert (await ended_call("CA401")).end_reason == "caller_hung_up"
+
+
+async def test_idle_connections_are_replaced_before_they_age_out(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_POOL_MAX_AGE_S", "0.3")
+    async with ScriptedModelServer(DEMO) as model, running_bridge(model.url, monkeypatch):
+        await until(lambda: len(model.sessions) >= 4 and model.sessions[0].record.closed
+                    and model.sessions[1].record.closed)
+        assert pool().idle == 2
+    assert all(not session.record.event_counts for session in model.sessions)  # none was ever used
