@@ -5,10 +5,10 @@ PYTHON_BASE ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.13.0/bin/
 	command -v "$$p" >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
-SAM_ENV := .tools/sam
-SAM := $(SAM_ENV)/bin/sam
+SAM := .tools/sam/bin/sam
+CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: venv demo test dev lint bench admin-key clean
+.PHONY: venv demo test dev lint deploy bench admin-key clean
 
 $(VENV)/.installed: requirements-dev.txt bridge/requirements.txt layers/core/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -33,20 +33,45 @@ TENANT ?= tenant-demo
 admin-key: venv
 	$(PY) -m local.admin_key --tenant "$(TENANT)" $(if $(NAME),--name "$(NAME)")
 
-# The SAM CLI lives in its own tool environment, never in the project's dependencies.
-$(SAM_ENV)/.installed:
-	$(PYTHON_BASE) -m venv $(SAM_ENV)
-	$(SAM_ENV)/bin/pip install --quiet --upgrade pip
-	$(SAM_ENV)/bin/pip install --quiet aws-sam-cli
+# The SAM CLI and checkov live in tool environments of their own (.tools/<tool>), never in the
+# project's dependencies. checkov is pinned: a new release brings new checks.
+TOOL_PACKAGE_sam := aws-sam-cli
+TOOL_PACKAGE_checkov := checkov==3.3.30
+.tools/%/.installed:
+	$(PYTHON_BASE) -m venv .tools/$*
+	.tools/$*/bin/pip install --quiet --upgrade pip
+	.tools/$*/bin/pip install --quiet "$(TOOL_PACKAGE_$*)"
 	touch $@
 
-lint: venv $(SAM_ENV)/.installed
+lint: venv .tools/sam/.installed .tools/checkov/.installed
 	$(VENV)/bin/ruff check .
 	$(SAM) validate --lint --region us-east-1
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
+
+# Builds the functions, builds the bridge image for linux/arm64 and pushes it to ECR (creating the
+# repository on first use), then deploys the stack with that image. Needs the AWS CLI (with
+# credentials), Docker with buildx, and python3.13 on the PATH for `sam build`. Parameters given once
+# are kept by later deploys. `make -n deploy` prints the commands without running them.
+#   make deploy PARAMETERS="TwilioAccountSid=AC... CertificateArn=arn:aws:acm:... BridgePublicUrl=wss://bridge.example.com"
+STACK ?= voiceline
+REGION ?= us-east-1
+IMAGE_REPOSITORY ?= voiceline-bridge
+PARAMETERS ?=
+deploy: .tools/sam/.installed
+	$(SAM) build
+	set -eu; \
+	registry="$$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$(REGION).amazonaws.com"; \
+	image="$$registry/$(IMAGE_REPOSITORY):$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || date +-dirty-%Y%m%d%H%M%S)"; \
+	aws ecr describe-repositories --region $(REGION) --repository-names $(IMAGE_REPOSITORY) >/dev/null 2>&1 || \
+		aws ecr create-repository --region $(REGION) --repository-name $(IMAGE_REPOSITORY) \
+			--image-scanning-configuration scanOnPush=true >/dev/null; \
+	aws ecr get-login-password --region $(REGION) | docker login --username AWS --password-stdin "$$registry"; \
+	docker buildx build --platform linux/arm64 -f bridge/Dockerfile -t "$$image" --push .; \
+	$(SAM) deploy --stack-name $(STACK) --region $(REGION) --parameter-overrides "BridgeImageUri=$$image $(PARAMETERS)"
 
 # Cold-start figures for the tool Lambdas (about half a minute).
 bench: venv
 	$(PY) -m local.bench
 
 clean:
-	rm -rf $(VENV) $(SAM_ENV) .pytest_cache out
+	rm -rf $(VENV) .tools .pytest_cache out

@@ -8,75 +8,31 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pynamodb.models import Model
 
 from local.environment import DEFAULTS
 from local.lambda_runtime import lambda_functions, rendered, substitution_values
+from tests.conftest import TwilioSigner
+from tests.infra.cfn_template import (
+    CONTAINERS,
+    FUNCTIONS,
+    RESOURCES,
+    ROOT,
+    TEMPLATE,
+    is_secret_resource,
+    of_type,
+    policy_statements,
+    ref,
+)
 from voiceline.models import ALL_MODELS, IdempotencyRecord
 from voiceline.tools import BRIDGE, REGISTRY, Tool, lambda_function_name
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "STREAM_TOKEN_KEY", "OPENAI_API_KEY")
 # Fargate sends SIGKILL this long after SIGTERM at most; live calls need all of it to finish.
 FARGATE_MAX_STOP_TIMEOUT_S = 120
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """Reads CloudFormation short tags (!Ref, !GetAtt, !Sub, …) as their long-form mappings."""
-
-
-def _construct_short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    return {key: value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _construct_short_tag)
-
-TEMPLATE: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=CloudFormationLoader)
-RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
-
-
-def of_type(resource_type: str) -> dict[str, dict[str, Any]]:
-    return {name: resource.get("Properties", {}) for name, resource in RESOURCES.items()
-            if resource["Type"] == resource_type}
-
-
-def function_properties(properties: dict[str, Any]) -> dict[str, Any]:
-    """A function's properties with Globals applied, as SAM merges them (environment maps merge)."""
-    defaults = TEMPLATE.get("Globals", {}).get("Function", {})
-    merged = {**defaults, **properties}
-    merged["Environment"] = {"Variables": {**defaults.get("Environment", {}).get("Variables", {}),
-                                           **properties.get("Environment", {}).get("Variables", {})}}
-    return merged
-
-
-FUNCTIONS = {name: function_properties(props) for name, props in of_type("AWS::Serverless::Function").items()}
-CONTAINERS = {f"{task}/{container['Name']}": container
-              for task, props in of_type("AWS::ECS::TaskDefinition").items()
-              for container in props["ContainerDefinitions"]}
-
-
-def ref(value: Any) -> str | None:
-    return value.get("Ref") if isinstance(value, dict) else None
-
-
-def is_secret_resource(value: Any) -> bool:
-    target = RESOURCES.get(ref(value) or "")
-    return target is not None and target["Type"] == "AWS::SecretsManager::Secret"
 
 
 def environments() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -85,20 +41,6 @@ def environments() -> Iterator[tuple[str, dict[str, Any]]]:
         yield name, props["Environment"]["Variables"]
     for name, container in CONTAINERS.items():
         yield name, {item["Name"]: item["Value"] for item in container.get("Environment", [])}
-
-
-def policy_statements(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        statements = node.get("Statement")
-        if isinstance(statements, list):
-            yield from (s for s in statements if isinstance(s, dict))
-        elif isinstance(statements, dict):
-            yield statements
-        for value in node.values():
-            yield from policy_statements(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from policy_statements(item)
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -531,6 +473,47 @@ def test_admin_permissions_cover_every_call_its_routes_make_and_no_route_scans(
             if any((action, table) in recorded for action in SAM_DYNAMODB_ACTIONS[template])}
     assert used >= {("DynamoDBReadPolicy", "ApiKeysTable"), ("DynamoDBCrudPolicy", "AgentsTable"),
                     ("DynamoDBReadPolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable")}
+
+
+# --- the bridge ----------------------------------------------------------------------------------
+
+def bridge_table_grants() -> set[tuple[str, str]]:
+    """(DynamoDB operation, table logical id) for each action the bridge's task role allows on a table."""
+    [task] = of_type("AWS::ECS::TaskDefinition").values()
+    role = RESOURCES[task["TaskRoleArn"]["Fn::GetAtt"][0]]
+    grants = set()
+    for statement in policy_statements(role["Properties"]["Policies"]):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        grants |= {(action.removeprefix("dynamodb:"), resource["Fn::GetAtt"][0])
+                   for action in actions if action.startswith("dynamodb:") for resource in resources}
+    return grants
+
+
+async def test_bridge_permissions_are_exactly_what_a_call_uses(dynamodb: None, monkeypatch: pytest.MonkeyPatch,
+                                                               twilio_signer: TwilioSigner) -> None:
+    """A whole call through the real bridge (scripted model, silence ends it), every DynamoDB call recorded."""
+    from local.scripted_model import ScriptedModelServer, load_script
+    from local.stack import DEMO_CONVERSATION
+    from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
+    from voiceline import calls
+    from voiceline.models import Agent
+
+    Agent(AGENT, tenant_id=TENANT, name="Ava", business_name="Acme", instructions="Help {caller_number}",
+          greeting="Hello from {business_name}", max_duration_s=60, silence_timeout_s=1).save()
+    calls.create_call("CA" + "7" * 32, TENANT, AGENT, "+15551230000", "+15550100")
+    recorded = record_dynamodb_calls(monkeypatch)
+    async with ScriptedModelServer(load_script(DEMO_CONVERSATION), port=0) as model, \
+            running_bridge(model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA" + "7" * 32) as leg:
+        await leg.run_until_closed(timeout_s=15)
+    # Polls the Call with GetItem, as the bridge itself does when the stream starts.
+    assert (await ended_call("CA" + "7" * 32)).end_reason == "silence_timeout"
+    monkeypatch.undo()
+
+    granted = bridge_table_grants()
+    assert recorded <= granted, f"calls the bridge's task role does not allow: {sorted(recorded - granted)}"
+    assert recorded == granted, f"the bridge's task role grants what a call never uses: {sorted(granted - recorded)}"
 
 
 def _references(node: Any) -> set[str]:
