@@ -228,6 +228,7 @@ class RealtimeLink:
             try:
                 return await asyncio.wait_for(open_connection(settings, self.model), deadline - time.monotonic())
             except Exception as error:
+                logger.warning("OpenAI connect failed", error=repr(error), attempt=self._tries)  # an alarm counts it
                 if is_fatal_connect_error(error):
                     raise ModelUnavailable(OPENAI_FATAL_ERROR, f"connect refused: {error!r}") from None
                 last_error = repr(error)

@@ -86,7 +86,7 @@ class RealtimePool:
                     self._idle.append(await open_connection(self.settings, self.model))
                     backoff = REFILL_BACKOFF_S[0]
                 except Exception as error:
-                    logger.warning("could not pre-warm an OpenAI connection", error=repr(error), retry_in_s=backoff)
+                    logger.warning("OpenAI connect failed", pooled=True, error=repr(error), retry_in_s=backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, REFILL_BACKOFF_S[1])
             oldest = self._idle[0].opened_at if self._idle else time.monotonic()

@@ -263,7 +263,7 @@ def test_every_log_group_expires(log_group: str) -> None:
 
 # Each alarm the issue asks for, and the log line (file, message) behind it when it counts one.
 LOG_LINE_ALARMS = {
-    "OpenAIConnectFailuresFilter": ("bridge/call_session.py", "BridgeLogGroup"),
+    "OpenAIConnectFailuresFilter": ("bridge/realtime_link.py", "BridgeLogGroup"),
     "ToolFailuresFilter": ("bridge/tool_invoker.py", "BridgeLogGroup"),
 }
 
