@@ -12,6 +12,8 @@ Each section measures one thing and prints one table; main() runs them in order.
   first sample in events/. The first call of each tool is its cold start; the rest are warm.
 - Admin API: requests to the local stack's gateway (→ Mangum → FastAPI → moto) for call history and a
   call's detail, with a tenant's key, over a seeded history. The first request is the cold start.
+- Load: N concurrent calls through a real bridge process and the scripted model's load mode
+  (local/load_bench/): relay latency each way, frames lost, the bridge's CPU and memory.
 """
 
 from __future__ import annotations
@@ -231,7 +233,19 @@ def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> float:
     return elapsed_ms
 
 
-SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests]
+def load_calls(args: argparse.Namespace) -> Section:
+    from local.load_bench import report
+    from local.load_bench.run import LoadBench
+
+    counts = [int(count) for count in str(args.load_calls).split(",") if count.strip()]
+    with LoadBench() as bench:
+        runs = [bench.run(count, args.load_seconds) for count in counts]
+        pinned = bench.pinned
+    return Section(f"Load: concurrent calls through the bridge, {args.load_seconds:.0f} s of conversation each",
+                   report.COLUMNS, [report.row(run) for run in runs], note=report.note(runs, pinned))
+
+
+SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests, load_calls]
 
 
 def render(section: Section) -> str:
@@ -253,6 +267,8 @@ def render(section: Section) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="measurements per function")
+    parser.add_argument("--load-calls", default="50,100,150", help="concurrent calls, one load run per count")
+    parser.add_argument("--load-seconds", type=float, default=20.0, help="how long each load call talks")
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error("--samples must be at least 1")
