@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aws_lambda_powertools import Logger
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
@@ -349,7 +350,7 @@ class CallSession:
         try:
             async for raw in self.model:
                 try:
-                    event = json.loads(raw)
+                    event = orjson.loads(raw)
                     handler = _MODEL_HANDLERS.get(event.get("type"))
                 except (ValueError, AttributeError):
                     handler, event = None, None
@@ -368,8 +369,11 @@ class CallSession:
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id, delta = event.get("item_id"), event.get("delta")
-        if not isinstance(delta, str) or not isinstance(item_id, str) or item_id in self.dropped_items:
+        if not isinstance(item_id, str) or item_id in self.dropped_items:
             return  # late audio of an item the caller cut off
+        if not isinstance(delta, str) or not twilio.is_base64(delta):  # it is spliced into Twilio's JSON unescaped
+            self.model_events_ignored += 1
+            return
         now = time.monotonic()
         response_id = event.get("response_id")
         if response_id != self._last_audio_response:

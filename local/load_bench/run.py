@@ -47,6 +47,7 @@ class LoadFigures:
     greeting_overhead_us: list[int] = field(default_factory=list)
     turn_overhead_us: list[int] = field(default_factory=list)
     bridge_cpu: float = 0.0
+    bridge_cpu_s: float = 0.0  # the bridge's CPU time over the whole run, set-up and hang-ups included
     harness_cpu: float = 0.0
     model_cpu: float = 0.0
     bridge_rss_bytes: int = 0
@@ -61,6 +62,11 @@ class LoadFigures:
     @property
     def agent_deltas_lost(self) -> int:
         return self.deltas_sent - self.deltas_received
+
+    @property
+    def bridge_cpu_us_per_frame(self) -> float:
+        """Bridge CPU per frame relayed (either way): unlike CPU %, it holds on a busy machine."""
+        return 1e6 * self.bridge_cpu_s / max(1, self.frames_received + self.deltas_received)
 
     @property
     def rss_per_call_bytes(self) -> int:
@@ -137,6 +143,7 @@ class LoadBench:
     async def _place(self, dials: list[tuple[int, Dial]], seconds: float, figures: LoadFigures) -> list[CallResult]:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        first = processes.sample(self._bridge_pid)
 
         async def call_later(number: int, dial: Dial, delay_s: float) -> CallResult:
             await asyncio.sleep(delay_s)
@@ -154,7 +161,9 @@ class LoadBench:
         figures.bridge_cpu, figures.harness_cpu, figures.model_cpu = (
             processes.cpu_percent(b, a) for b, a in zip(before, after, strict=True))
         figures.bridge_rss_bytes = after[0].rss_bytes
-        return list(await asyncio.gather(*callers))
+        results = list(await asyncio.gather(*callers))
+        figures.bridge_cpu_s = processes.sample(self._bridge_pid).cpu_s - first.cpu_s
+        return results
 
     def _model_sessions(self, calls: range) -> list[dict[str, Any]]:
         """The model's figures for these calls; each session writes its line when the bridge closes it."""
