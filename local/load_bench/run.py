@@ -85,12 +85,15 @@ class LoadBench:
         self._bridge_pid = self._model_pid = 0
         self._bridge_idle_rss = 0
         self._own_cores: set[int] | None = None
+        self._outer_env: dict[str, str] = {}
 
     def __enter__(self) -> LoadBench:
+        self._outer_env = dict(os.environ)
         self._stack.start()
         try:
             self._stats.touch()
             os.environ.update(self._stack.environment())  # the seeding below writes to the stack's DynamoDB
+            _reconnect_models()
             _seed_agent()
             stack_children = processes.children(os.getpid())
             self._bridge_pid = next(pid for pid, command in stack_children.items() if "bridge.app:app" in command)
@@ -108,6 +111,9 @@ class LoadBench:
             os.sched_setaffinity(0, self._own_cores)
         self._stack.stop()
         self._scratch.cleanup()
+        os.environ.clear()  # the stack's endpoints and LOAD_MODEL_STATS must not outlive it (tests run on)
+        os.environ.update(self._outer_env)
+        _reconnect_models()
 
     @property
     def pinned(self) -> bool:
@@ -188,11 +194,17 @@ class LoadBench:
         os.sched_setaffinity(0, other_cores)
 
 
-def _seed_agent() -> None:
-    from voiceline.models import ALL_MODELS, Agent
+def _reconnect_models() -> None:
+    """The models' next request opens a client for the DynamoDB endpoint the environment now names."""
+    from voiceline.models import ALL_MODELS
 
     for model in ALL_MODELS:
-        model._connection = None  # the endpoint is the stack's, set just now
+        model._connection = None
+
+
+def _seed_agent() -> None:
+    from voiceline.models import Agent
+
     Agent(AGENT, tenant_id=TENANT, name="Load", business_name="Load Bench", instructions="Be brief.",
           greeting="Hello.", tools=[], max_duration_s=3600, silence_timeout_s=120).save()
 

@@ -47,6 +47,7 @@ class LoadSession:
         self.latency_us: list[int] = []
         self.deltas_sent = 0
         self._speaking = False
+        self._leaving = False  # the caller said BYE: the response playing stops before its next delta
         self._responses = 0
         self._reply: asyncio.Task[None] | None = None
 
@@ -113,15 +114,18 @@ class LoadSession:
             delay = started + index * DELTA_MS / 1000 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self._leaving:
+                break
             flags = (FIRST if index == 0 else 0) | (LAST if index == count - 1 else 0)
             await self._delta(response_id, flags, asked_ns if index == 0 else 0)
         await self._send({"type": "response.done",
                           "response": {"id": response_id, "status": "completed", "output": []}})
 
     async def _say_goodbye(self) -> None:
+        # Not cancelled: a delta cut off mid-send could reach the caller uncounted, or be counted unsent.
+        self._leaving = True
         if self._reply is not None:
-            self._reply.cancel()
-            await asyncio.gather(self._reply, return_exceptions=True)
+            await self._reply
         await self._delta("bye", GOODBYE)
 
     async def _delta(self, response_id: str, flags: int, asked_ns: int = 0) -> None:
