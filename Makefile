@@ -69,9 +69,12 @@ deploy: .tools/sam/.installed
 	docker buildx build --platform linux/arm64 -f bridge/Dockerfile -t "$$image" --push .; \
 	$(SAM) deploy --stack-name $(STACK) --region $(REGION) --parameter-overrides "BridgeImageUri=$$image $(PARAMETERS)"
 
-# Cold-start figures for the tool Lambdas (about half a minute).
+# Measured figures: cold starts, tool round trips, the admin API, and concurrent calls through the bridge
+# (a few minutes). make bench LOAD_CALLS=50 LOAD_SECONDS=10 for a shorter load run.
+LOAD_CALLS ?= 50,100,150
+LOAD_SECONDS ?= 20
 bench: venv
-	$(PY) -m local.bench
+	$(PY) -m local.bench --load-calls "$(LOAD_CALLS)" --load-seconds "$(LOAD_SECONDS)"
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache out

@@ -393,8 +393,11 @@ class CallSession:
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id, delta = event.get("item_id"), event.get("delta")
-        if not isinstance(delta, str) or not isinstance(item_id, str) or item_id in self.dropped_items:
+        if not isinstance(item_id, str) or item_id in self.dropped_items:
             return  # late audio of an item the caller cut off
+        if not isinstance(delta, str) or not twilio.is_base64(delta):  # it is spliced into Twilio's JSON unescaped
+            self.model_events_ignored += 1
+            return
         now = time.monotonic()
         response_id = event.get("response_id")
         if response_id != self._last_audio_response:

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from aws_lambda_powertools import Logger
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -282,7 +283,7 @@ class RealtimeLink:
 
 def _parse(raw: str | bytes) -> dict[str, Any] | None:
     try:
-        event = json.loads(raw)
+        event = orjson.loads(raw)
     except ValueError:
         return None
     return event if isinstance(event, dict) else None

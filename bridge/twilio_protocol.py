@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 MAX_FRAME_CHARS = 64 * 1024  # a 20 ms media frame is ~300 chars; anything this big is not Twilio audio
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -31,7 +32,7 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
     if len(raw) > MAX_FRAME_CHARS:
         raise MalformedFrame(f"oversized frame ({len(raw)} bytes)")
     try:
-        frame = json.loads(raw)
+        frame = orjson.loads(raw)  # about five times faster than json on a media frame; the hot path's main cost
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedFrame(f"not JSON: {error}") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
@@ -45,9 +46,15 @@ def media_payload(frame: dict[str, Any]) -> str:
     payload = media.get("payload") if isinstance(media, dict) else None
     if not isinstance(payload, str) or not payload:
         raise MalformedFrame("media frame without payload")
-    if len(payload) % 4 or not _BASE64.fullmatch(payload):
+    if not is_base64(payload):
         raise MalformedFrame("media payload is not base64")
     return payload
+
+
+def is_base64(text: str) -> bool:
+    """Padded base64, checked without decoding. Such a string needs no JSON escaping, so it can be spliced
+    into a message template as is; anything else could break out of the string."""
+    return not len(text) % 4 and _BASE64.fullmatch(text) is not None
 
 
 def stream_start(frame: dict[str, Any]) -> StreamStart:
@@ -71,14 +78,18 @@ def mark_name(frame: dict[str, Any]) -> str:
     return name
 
 
+# The outgoing messages are string templates, not json.dumps: per agent delta that is one dict and one
+# serialisation fewer. Only checked values go in: a stream SID (matched by _SID at `start`), a
+# payload checked by is_base64, and the bridge's own mark names (`m` and a number).
+
+
 def media_message(stream_sid: str, payload: str) -> str:
-    # Base64 needs no JSON escaping, so the payload is spliced in as is.
     return '{"event":"media","streamSid":"%s","media":{"payload":"%s"}}' % (stream_sid, payload)  # noqa: UP031
 
 
 def mark_message(stream_sid: str, name: str) -> str:
-    return json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+    return '{"event":"mark","streamSid":"%s","mark":{"name":"%s"}}' % (stream_sid, name)  # noqa: UP031
 
 
 def clear_message(stream_sid: str) -> str:
-    return json.dumps({"event": "clear", "streamSid": stream_sid})
+    return '{"event":"clear","streamSid":"%s"}' % stream_sid  # noqa: UP031

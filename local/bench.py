@@ -14,6 +14,8 @@ Each section measures one thing and prints one table; main() runs them in order.
   call's detail, with a tenant's key, over a seeded history. The first request is the cold start.
 - Greeting latency: sequential calls through the in-process bridge and the scripted model, with no pre-warmed
   OpenAI connection and with a pool of two, on loopback and with a simulated connect time (local/bench_greeting.py).
+- Load: N concurrent calls through a real bridge process and the scripted model's load mode
+  (local/load_bench/): relay latency each way, frames lost, the bridge's CPU and memory.
 """
 
 from __future__ import annotations
@@ -247,7 +249,20 @@ def greeting_latency(args: argparse.Namespace) -> Section:
                         "the network and TLS to OpenAI; with a pool, a call's session.update goes out at once.")
 
 
-SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests, greeting_latency]
+
+def load_calls(args: argparse.Namespace) -> Section:
+    from local.load_bench import report
+    from local.load_bench.run import LoadBench
+
+    counts = [int(count) for count in str(args.load_calls).split(",") if count.strip()]
+    with LoadBench() as bench:
+        runs = [bench.run(count, args.load_seconds) for count in counts]
+        pinned = bench.pinned
+    return Section(f"Load: concurrent calls through the bridge, {args.load_seconds:.0f} s of conversation each",
+                   report.COLUMNS, [report.row(run) for run in runs], note=report.note(runs, pinned))
+
+
+SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests, greeting_latency, load_calls]
 
 
 def render(section: Section) -> str:
@@ -269,6 +284,8 @@ def render(section: Section) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="measurements per function")
+    parser.add_argument("--load-calls", default="50,100,150", help="concurrent calls, one load run per count")
+    parser.add_argument("--load-seconds", type=float, default=20.0, help="how long each load call talks")
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error("--samples must be at least 1")

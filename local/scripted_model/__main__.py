@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 from local.environment import MODEL_PORT
+from local.load_bench.fast_loop import run_fast
+from local.scripted_model.load_mode import STATS_ENV, serve_load
 from local.scripted_model.server import serve
 
 DEFAULT_CONVERSATION = Path(__file__).resolve().parent.parent / "conversations" / "demo.json"
@@ -23,8 +26,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per health check is noise
+    load_stats = os.environ.get(STATS_ENV)  # the load benchmark's mode: no script, stamped audio
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.conversation))
+        if load_stats:
+            run_fast(serve_load(args.host, args.port, Path(load_stats)))
+        else:
+            asyncio.run(serve(args.host, args.port, args.conversation))
 
 
 if __name__ == "__main__":

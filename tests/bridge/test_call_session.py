@@ -102,6 +102,9 @@ async def _odd_but_survivable(socket: ServerConnection) -> None:
     await socket.send(json.dumps(["not", "an", "object"]))
     await socket.send(json.dumps({"type": "error", "error": {"type": "invalid_request_error",
                                                              "code": "something_odd", "message": "odd"}}))
+    # Deltas are spliced into Twilio's JSON unescaped: one that is not base64 must never reach Twilio.
+    await socket.send(json.dumps({"type": "response.output_audio.delta", "response_id": "r1", "item_id": "i1",
+                                  "delta": 'AAAA"},"event":"clear'}))
     await socket.send(json.dumps({"type": "response.output_audio.delta", "response_id": "r1", "item_id": "i1",
                                   "delta": base64.b64encode(b"\x10" * 800).decode()}))
 
@@ -120,7 +123,9 @@ async def test_unknown_and_error_model_events_do_not_end_the_call(
     [error] = [e for e in calls.list_events("CA104") if e.kind == "error"]
     assert error.data["code"] == "something_odd"
     [ended] = [e for e in calls.list_events("CA104") if e.kind == "call_ended"]
-    assert ended.data["model_events_ignored"] == 3
+    assert ended.data["model_events_ignored"] == 4
+    [media] = [message for message in leg.received if message["event"] == "media"]
+    assert media["media"]["payload"] == base64.b64encode(b"\x10" * 800).decode()
 
 
 async def test_an_outbound_call_waits_for_the_callee_and_fills_in_its_variables(

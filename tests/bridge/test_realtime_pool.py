@@ -71,5 +71,5 @@ async def test_idle_connections_are_replaced_before_they_age_out(
     async with ScriptedModelServer(DEMO) as model, running_bridge(model.url, monkeypatch):
         await until(lambda: len(model.sessions) >= 4 and model.sessions[0].record.closed
                     and model.sessions[1].record.closed)
-        assert pool().idle == 2
+        await until(lambda: pool().idle == 2)  # a replacement may be opening at this moment
     assert all(not session.record.event_counts for session in model.sessions)  # none was ever used

@@ -44,6 +44,21 @@ def test_start_frame_with_a_hostile_stream_sid_is_rejected() -> None:
         twilio.stream_start(frame)
 
 
+@pytest.mark.parametrize("size", range(0, 400, 7))
+def test_templated_messages_equal_their_json_for_any_base64_payload(size: int) -> None:
+    payload = base64.b64encode(bytes((index * 37 + size) % 256 for index in range(size))).decode()
+    assert twilio.is_base64(payload)
+    assert json.loads(twilio.media_message("MZ0a_-Z", payload)) == {
+        "event": "media", "streamSid": "MZ0a_-Z", "media": {"payload": payload}}
+    assert json.loads(twilio.mark_message("MZ0a_-Z", f"m{size}")) == {
+        "event": "mark", "streamSid": "MZ0a_-Z", "mark": {"name": f"m{size}"}}
+
+
+@pytest.mark.parametrize("text", ['AAAA"', "AAA\\", "AA==AA==", "AAAA\n", "AAA", "AAAA AAAA", "ÀAAA", 'A"}}'])
+def test_text_that_could_break_a_template_is_not_base64(text: str) -> None:
+    assert not twilio.is_base64(text)
+
+
 def test_outbound_messages_are_valid_twilio_json() -> None:
     assert json.loads(twilio.media_message("MZ1", "AAEC")) == {
         "event": "media", "streamSid": "MZ1", "media": {"payload": "AAEC"}}

@@ -1,0 +1,48 @@
+"""The load benchmark's table: one row per run, with what each figure means in the note."""
+
+from __future__ import annotations
+
+import os
+
+from local.load_bench.run import LoadFigures
+from voiceline.stats import percentile
+
+COLUMNS = ("calls", "caller→model ms p50/p99/max", "model→caller ms p50/p99/max", "lost c→m", "lost m→c",
+           "bridge CPU %", "bridge CPU µs/frame", "bridge RSS MiB", "KiB/call", "harness CPU %", "model CPU %",
+           "greeting overhead ms p50/p99", "turn overhead ms p50/p99")
+
+
+def _ms(values: list[int], *fractions: float) -> str:
+    if not values:
+        return "-"
+    return "/".join(f"{(percentile(values, fraction) or 0) / 1000:.1f}" for fraction in fractions)
+
+
+def row(figures: LoadFigures) -> tuple[object, ...]:
+    return (figures.calls, _ms(figures.caller_to_model_us, 0.5, 0.99, 1.0),
+            _ms(figures.model_to_caller_us, 0.5, 0.99, 1.0), figures.caller_frames_lost, figures.agent_deltas_lost,
+            f"{figures.bridge_cpu:.0f}", f"{figures.bridge_cpu_us_per_frame:.0f}",
+            f"{figures.bridge_rss_bytes / 2**20:.0f}",
+            f"{figures.rss_per_call_bytes / 1024:.0f}", f"{figures.harness_cpu:.0f}", f"{figures.model_cpu:.0f}",
+            _ms(figures.greeting_overhead_us, 0.5, 0.99), _ms(figures.turn_overhead_us, 0.5, 0.99))
+
+
+def note(runs: list[LoadFigures], pinned: bool) -> str:
+    cores = len(os.sched_getaffinity(0)) if not pinned else os.cpu_count()
+    placement = "bridge pinned to one core, harness + model + stack on the other(s)" if pinned else "not pinned"
+    lines = [
+        f"{cores} cores, {placement}; load average at each run's start: "
+        + ", ".join(f"{run.calls} calls: {run.load_average}" for run in runs),
+        "Relay latency: from the stamp written into each 20 ms caller frame (or 100 ms model delta) to its "
+        "arrival at the other end, on the machine's monotonic clock.",
+        "Lost: frames the caller sent that the model never got; deltas the model sent that the caller never got.",
+        "CPU (% of one core) and RSS are sampled from /proc while every call is up; KiB/call is the bridge's RSS "
+        "growth over idle per call.",
+        "CPU µs/frame: the bridge's CPU time over the whole run (set-up and hang-ups included) per frame or delta "
+        "relayed; unlike CPU %, it is not lowered by other processes competing for the core.",
+        "A harness or model near 100% means the bench, not the bridge, is the limit.",
+        "Overhead: the latency the caller hears (after `start` for the greeting, after the end of its turn for a "
+        "reply) less the model's own time to its first delta.",
+    ]
+    lines += [f"  {error}" for run in runs for error in run.errors[:5]]
+    return "\n".join(lines)

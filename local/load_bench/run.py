@@ -1,0 +1,228 @@
+"""N concurrent calls through a real bridge process, with the scripted model in its load mode: relay figures and cost.
+
+The local stack runs as in `make dev` (the bridge is the deployed `uvicorn bridge.app:app`), with
+the model in load mode. This process is the harness: it writes a tool-less agent and one Call per
+caller to the stack's DynamoDB, pins the bridge to one core and everything else to the others
+(when there are two), places the calls, ramping them up over RAMP_CALLS_PER_S, and samples CPU
+and memory from /proc while every call is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.load_bench import processes
+from local.load_bench.caller import CallResult, Dial, LoadCaller
+from local.load_bench.fast_loop import run_fast
+from local.scripted_model.load_mode import STATS_ENV
+from local.stack import LocalStack, StackPorts
+
+TENANT, AGENT = "tenant-load", "agent-load"
+RAMP_CALLS_PER_S = 30.0  # calls arrive over a few seconds, as they would on a real number
+SETTLE_S = 1.0  # after the last call starts, before CPU is measured: its set-up is not steady state
+MODEL_STATS_TIMEOUT_S = 20.0
+WARM_UP_S = 1.0  # one call first, so the bridge's first-call costs (AWS clients, caches) are not counted
+
+
+@dataclass
+class LoadFigures:
+    """One run's figures. Latencies in microseconds; CPU in percent of one core."""
+
+    calls: int
+    seconds: float
+    caller_to_model_us: list[int] = field(default_factory=list)
+    model_to_caller_us: list[int] = field(default_factory=list)
+    frames_sent: int = 0
+    frames_received: int = 0
+    deltas_sent: int = 0
+    deltas_received: int = 0
+    greeting_overhead_us: list[int] = field(default_factory=list)
+    turn_overhead_us: list[int] = field(default_factory=list)
+    bridge_cpu: float = 0.0
+    bridge_cpu_s: float = 0.0  # the bridge's CPU time over the whole run, set-up and hang-ups included
+    harness_cpu: float = 0.0
+    model_cpu: float = 0.0
+    bridge_rss_bytes: int = 0
+    bridge_rss_idle_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+    load_average: str = ""
+
+    @property
+    def caller_frames_lost(self) -> int:
+        return self.frames_sent - self.frames_received
+
+    @property
+    def agent_deltas_lost(self) -> int:
+        return self.deltas_sent - self.deltas_received
+
+    @property
+    def bridge_cpu_us_per_frame(self) -> float:
+        """Bridge CPU per frame relayed (either way): unlike CPU %, it holds on a busy machine."""
+        return 1e6 * self.bridge_cpu_s / max(1, self.frames_received + self.deltas_received)
+
+    @property
+    def rss_per_call_bytes(self) -> int:
+        return (self.bridge_rss_bytes - self.bridge_rss_idle_bytes) // self.calls
+
+
+class LoadBench:
+    """The stack in load mode, set up once for several runs: `with LoadBench() as bench: bench.run(100, 20)`."""
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self._scratch = tempfile.TemporaryDirectory(prefix="voiceline-load-")
+        self._stats = Path(self._scratch.name) / "model-sessions.jsonl"
+        self._stack = LocalStack(ports=StackPorts.free(), log_dir=log_dir or Path(self._scratch.name),
+                                 extra_env={STATS_ENV: str(self._stats)})
+        self._next_call = 0
+        self._bridge_pid = self._model_pid = 0
+        self._bridge_idle_rss = 0
+        self._own_cores: set[int] | None = None
+        self._outer_env: dict[str, str] = {}
+
+    def __enter__(self) -> LoadBench:
+        self._outer_env = dict(os.environ)
+        self._stack.start()
+        try:
+            self._stats.touch()
+            os.environ.update(self._stack.environment())  # the seeding below writes to the stack's DynamoDB
+            _reconnect_models()
+            _seed_agent()
+            stack_children = processes.children(os.getpid())
+            self._bridge_pid = next(pid for pid, command in stack_children.items() if "bridge.app:app" in command)
+            self._model_pid = next(pid for pid, command in stack_children.items() if "local.scripted_model" in command)
+            self._pin(stack_children)
+            self.run(1, WARM_UP_S)
+            self._bridge_idle_rss = processes.sample(self._bridge_pid).rss_bytes
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._own_cores is not None:
+            os.sched_setaffinity(0, self._own_cores)
+        self._stack.stop()
+        self._scratch.cleanup()
+        os.environ.clear()  # the stack's endpoints and LOAD_MODEL_STATS must not outlive it (tests run on)
+        os.environ.update(self._outer_env)
+        _reconnect_models()
+
+    @property
+    def pinned(self) -> bool:
+        return self._own_cores is not None
+
+    def run(self, calls: int, seconds: float) -> LoadFigures:
+        """`calls` callers at once, each talking for `seconds`; returns when every one has hung up."""
+        first = self._next_call
+        self._next_call += calls
+        dials = _dials(self._stack.bridge_url.replace("http://", "ws://") + "/media-stream",
+                       os.environ["TWILIO_AUTH_TOKEN"], os.environ["STREAM_TOKEN_KEY"].encode(), first, calls)
+        figures = LoadFigures(calls, seconds, bridge_rss_idle_bytes=self._bridge_idle_rss,
+                              load_average=processes.load_average())
+        results = run_fast(self._place(dials, seconds, figures))
+        for result in results:
+            figures.frames_sent += result.frames_sent
+            figures.deltas_received += result.deltas_received
+            figures.model_to_caller_us += result.model_to_caller_us
+            figures.turn_overhead_us += result.turn_overhead_us
+            if result.greeting_overhead_us is not None:
+                figures.greeting_overhead_us.append(result.greeting_overhead_us)
+            if result.error:
+                figures.errors.append(f"call {result.call}: {result.error}")
+        sessions = self._model_sessions(range(first, first + calls))
+        for session in sessions:
+            figures.frames_received += session["frames"]
+            figures.deltas_sent += session["deltas_sent"]
+            figures.caller_to_model_us += session["latency_us"]
+        if len(sessions) < calls:
+            figures.errors.append(f"{calls - len(sessions)} calls never reached the model: their frames count as lost")
+        return figures
+
+    async def _place(self, dials: list[tuple[int, Dial]], seconds: float, figures: LoadFigures) -> list[CallResult]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = processes.sample(self._bridge_pid)
+
+        async def call_later(number: int, dial: Dial, delay_s: float) -> CallResult:
+            await asyncio.sleep(delay_s)
+            return await LoadCaller(number, dial, seconds).run()
+
+        ramp_s = len(dials) / RAMP_CALLS_PER_S
+        callers = [asyncio.create_task(call_later(number, dial, index / RAMP_CALLS_PER_S))
+                   for index, (number, dial) in enumerate(dials)]
+        # Every call is up between the end of the ramp and the first call's end.
+        window = (ramp_s + SETTLE_S, max(ramp_s + SETTLE_S, seconds) - 0.25)
+        await asyncio.sleep(max(0.0, started + window[0] - loop.time()))
+        before = [processes.sample(pid) for pid in (self._bridge_pid, os.getpid(), self._model_pid)]
+        await asyncio.sleep(max(0.05, started + window[1] - loop.time()))
+        after = [processes.sample(pid) for pid in (self._bridge_pid, os.getpid(), self._model_pid)]
+        figures.bridge_cpu, figures.harness_cpu, figures.model_cpu = (
+            processes.cpu_percent(b, a) for b, a in zip(before, after, strict=True))
+        figures.bridge_rss_bytes = after[0].rss_bytes
+        results = list(await asyncio.gather(*callers))
+        figures.bridge_cpu_s = processes.sample(self._bridge_pid).cpu_s - first.cpu_s
+        return results
+
+    def _model_sessions(self, calls: range) -> list[dict[str, Any]]:
+        """The model's figures for these calls; each session writes its line when the bridge closes it."""
+        deadline = time.monotonic() + MODEL_STATS_TIMEOUT_S
+        while True:
+            complete = self._stats.read_text().split("\n")[:-1]  # a long line may be half written
+            sessions = [session for session in map(json.loads, complete) if session["call"] in calls]
+            if len(sessions) >= len(calls) or time.monotonic() > deadline:
+                return sessions
+            time.sleep(0.1)  # the bridge closes its model sockets right after the calls end
+
+    def _pin(self, stack_children: dict[int, str]) -> None:
+        split = processes.split_cores()
+        if split is None:
+            return
+        bridge_cores, other_cores = split
+        self._own_cores = os.sched_getaffinity(0)
+        os.sched_setaffinity(self._bridge_pid, bridge_cores)
+        for pid in stack_children:
+            if pid != self._bridge_pid:
+                os.sched_setaffinity(pid, other_cores)
+        os.sched_setaffinity(0, other_cores)
+
+
+def _reconnect_models() -> None:
+    """The models' next request opens a client for the DynamoDB endpoint the environment now names."""
+    from voiceline.models import ALL_MODELS
+
+    for model in ALL_MODELS:
+        model._connection = None
+
+
+def _seed_agent() -> None:
+    from voiceline.models import Agent
+
+    Agent(AGENT, tenant_id=TENANT, name="Load", business_name="Load Bench", instructions="Be brief.",
+          greeting="Hello.", tools=[], max_duration_s=3600, silence_timeout_s=120).save()
+
+
+def _dials(url: str, auth_token: str, token_key: bytes, first: int, count: int) -> list[tuple[int, Dial]]:
+    """One Call record and one stream token per caller, as the voice webhook would have made them."""
+    from datetime import UTC, datetime
+
+    from voiceline import stream_token
+    from voiceline.models import Call
+
+    dials = []
+    with Call.batch_write() as batch:
+        for number in range(first, first + count):
+            call_sid = "CA" + secrets.token_hex(16)
+            batch.save(Call(call_sid, tenant_id=TENANT, agent_id=AGENT, from_number="+15557000000",
+                            to_number="+15557000001", started_at=datetime.now(UTC)))
+            token = stream_token.issue(token_key, call_sid, AGENT, TENANT)
+            dials.append((number, Dial(url, auth_token, call_sid,
+                                       {"callSid": call_sid, "agentId": AGENT, "streamToken": token})))
+    return dials

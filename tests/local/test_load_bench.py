@@ -1,0 +1,37 @@
+"""The load benchmark's own machinery works, so `make bench` cannot rot silently (not timed: the bench has figures)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from local.load_bench import report
+from local.load_bench.run import LoadBench
+from local.load_bench.stamps import BYE, STAMP_BYTES, StampedAudio, read_stamp
+
+
+def test_a_stamp_reads_back_from_the_head_of_its_payload() -> None:
+    payload = StampedAudio(160).payload(7, 42, 123_456_789, BYE, trigger_ns=99)
+    audio = base64.b64decode(payload, validate=True)
+    stamp = read_stamp(payload)
+    assert len(audio) == 160 and audio[STAMP_BYTES:] == b"\xff" * (160 - STAMP_BYTES)
+    assert stamp is not None
+    assert (stamp.call, stamp.sequence, stamp.sent_ns, stamp.trigger_ns, stamp.flags) == (7, 42, 123_456_789, 99, BYE)
+
+
+def test_audio_without_a_stamp_reads_as_none() -> None:
+    assert read_stamp(base64.b64encode(b"\xff" * 160).decode()) is None
+    assert read_stamp("not base64!") is None
+
+
+def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_path: Path) -> None:
+    with LoadBench(log_dir=tmp_path) as bench:
+        figures = bench.run(3, 3.0)
+    assert figures.errors == []
+    assert figures.frames_sent > 3 * 100  # 20 ms frames for 3 s each
+    assert (figures.caller_frames_lost, figures.agent_deltas_lost) == (0, 0)
+    assert figures.deltas_received > 3  # the greetings at least, in 100 ms deltas
+    assert figures.caller_to_model_us and figures.model_to_caller_us
+    assert len(figures.greeting_overhead_us) == 3
+    assert figures.bridge_cpu > 0 and figures.bridge_rss_bytes > 0
+    assert len(report.row(figures)) == len(report.COLUMNS)
