@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SAM_ENV := .tools/sam
 SAM := $(SAM_ENV)/bin/sam
 
-.PHONY: venv demo test dev lint bench admin-key clean
+.PHONY: venv demo test dev lint bench cost-report admin-key clean
 
 $(VENV)/.installed: requirements-dev.txt bridge/requirements.txt layers/core/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -43,6 +43,10 @@ $(SAM_ENV)/.installed:
 lint: venv $(SAM_ENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(SAM) validate --lint --region us-east-1
+
+# The reference call, naive and with Voiceline's defaults, side by side (about five minutes, offline).
+cost-report: venv
+	$(PY) -m local.cost_report
 
 # Cold-start figures for the tool Lambdas (about half a minute).
 bench: venv
