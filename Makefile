@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SAM := .tools/sam/bin/sam
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: venv demo test dev lint deploy bench admin-key clean
+.PHONY: venv demo test dev lint deploy bench cost-report admin-key clean
 
 $(VENV)/.installed: requirements-dev.txt bridge/requirements.txt layers/core/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -68,6 +68,10 @@ deploy: .tools/sam/.installed
 	aws ecr get-login-password --region $(REGION) | docker login --username AWS --password-stdin "$$registry"; \
 	docker buildx build --platform linux/arm64 -f bridge/Dockerfile -t "$$image" --push .; \
 	$(SAM) deploy --stack-name $(STACK) --region $(REGION) --parameter-overrides "BridgeImageUri=$$image $(PARAMETERS)"
+
+# The reference call, naive and with Voiceline's defaults, side by side (about five minutes, offline).
+cost-report: venv
+	$(PY) -m local.cost_report
 
 # Measured figures: cold starts, tool round trips, the admin API, and concurrent calls through the bridge
 # (a few minutes). make bench LOAD_CALLS=50 LOAD_SECONDS=10 for a shorter load run.

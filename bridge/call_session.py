@@ -65,6 +65,13 @@ FALLBACK_CLIPS = {action: (AUDIO_DIR / f"openai_down_{action}.ulaw").read_bytes(
 FALLBACK_ITEM = "fallback-clip"
 CLIP_CHUNK_BYTES = 8000  # one second per media message
 RECYCLE_POLL_S = 0.25  # a renewal waits for a quiet moment: nobody speaking, nothing playing, no response
+SILENCE_END_REASON = "silence_timeout"
+SILENCE_WORDS = ("Nobody has spoken for a while. In one short sentence, say you will end the call now since the "
+                 "line seems quiet, invite them to call back, and say goodbye. Ask nothing.")
+SILENCE_GOODBYE_WITHIN_S = 10.0
+# How often the timer task looks at the clock, for templates that name {local_date} or {local_time}.
+CLOCK_CHECK_S = 15.0
+CLOCK_VARIABLES = ("local_date", "local_time")
 
 
 class CallSession:
@@ -114,6 +121,8 @@ class CallSession:
         self._last_activity = 0.0
         self._speech_stopped_at: float | None = None
         self._last_audio_response: str | None = None
+        self._variables: dict[str, str] = {}  # what the templates were rendered with, kept current mid-call
+        self._waits_for_callee = False
         self._ending = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -143,10 +152,15 @@ class CallSession:
         if self.control is not None:
             return
         transfer_to = self.agent.transfer_number
-        self.control = (CallControl("transfer", SHUTDOWN_END_REASON, transfer_to) if transfer_to
-                        else CallControl("hang_up", SHUTDOWN_END_REASON))
-        # A task of the call's own, so the supervisor cancels it if the caller hangs up first.
-        task = asyncio.create_task(self._say_last_words_and_go(self.control, speak_within_s))
+        control = (CallControl("transfer", SHUTDOWN_END_REASON, transfer_to) if transfer_to
+                   else CallControl("hang_up", SHUTDOWN_END_REASON))
+        self._leave(control, SHUTDOWN_WORDS[control.action], speak_within_s)
+
+    def _leave(self, control: CallControl, words: str, speak_within_s: float) -> None:
+        """End the call after one last line from the agent (shutdown, silence), as a task of the call's own,
+        so the supervisor cancels it if the caller hangs up first."""
+        self.control = control
+        task = asyncio.create_task(self._say_last_words_and_go(control, words, speak_within_s))
         self._tool_tasks.add(task)
         task.add_done_callback(self._tool_tasks.discard)
 
@@ -234,16 +248,36 @@ class CallSession:
     async def _start_conversation(self, agent: Agent, call: Call, customer_name: str) -> None:
         """Configure the session; the agent greets first, unless it waits for the callee of an outbound call."""
         assert self.tools is not None
-        variables = call_variables(_customer_number(call), agent.business_name, agent.timezone, datetime.now(UTC),
-                                   extra={**(call.variables or {}), "customer_name": customer_name})
-        instructions, greeting = render(agent.instructions, variables), render(agent.greeting, variables)
-        waits = agent.wait_for_callee and call.direction == "outbound"
-        if waits:
-            instructions += f"\n\nThe person you called speaks first. Then greet them with: {greeting}"
+        self._variables = call_variables(_customer_number(call), agent.business_name, agent.timezone,
+                                         datetime.now(UTC),
+                                         extra={**(call.variables or {}), "customer_name": customer_name})
+        self._waits_for_callee = agent.wait_for_callee and call.direction == "outbound"
         assert self.link is not None
-        await self.link.start(realtime.session_update(agent, instructions, self.tools.definitions()))
-        if not waits:
-            await self._send_model(json.dumps(realtime.greeting(greeting)))
+        await self.link.start(self._session_update())
+        if not self._waits_for_callee:
+            await self._send_model(json.dumps(realtime.greeting(render(agent.greeting, self._variables))))
+
+    def _session_update(self) -> dict[str, Any]:
+        """The session, with the instructions rendered from the call's variables as they are now."""
+        assert self.agent is not None and self.tools is not None
+        instructions = render(self.agent.instructions, self._variables)
+        if self._waits_for_callee:
+            greeting = render(self.agent.greeting, self._variables)
+            instructions += f"\n\nThe person you called speaks first. Then greet them with: {greeting}"
+        return realtime.session_update(self.agent, instructions, self.tools.definitions())
+
+    async def _change_variables(self, changes: dict[str, str]) -> None:
+        """Tell the model that variables changed mid-call: as a conversation message, so the cached prompt
+        prefix stays (the default), or, for an agent without `stable_instructions`, by re-sending the
+        re-rendered instructions, which busts OpenAI's prompt cache for the whole conversation."""
+        assert self.agent is not None
+        self._variables.update(changes)
+        if self.agent.stable_instructions:
+            await self._send_model(json.dumps(realtime.variables_changed(changes)))
+        else:
+            await self._send_model(json.dumps(self._session_update()))
+        self._record("variables_changed", data={"changes": changes, "stable_instructions":
+                                                bool(self.agent.stable_instructions)})
 
     async def _mark_stream_started(self, start: twilio.StreamStart) -> None:
         try:
@@ -426,7 +460,9 @@ class CallSession:
         item_id, heard_ms = self.playback.cut()
         self._heard_everything.set()
         await self._send_twilio(twilio.clear_message(self.stream_sid))
-        for message in realtime.barge_in(item_id, heard_ms, self.response_active):
+        # Without a truncate the model keeps, and bills on every later turn, audio nobody heard.
+        truncate_id = item_id if self.agent is None or self.agent.truncate_on_barge_in else None
+        for message in realtime.barge_in(truncate_id, heard_ms, self.response_active):
             await self._send_model(message)
         if item_id is not None:
             self.dropped_items.add(item_id)
@@ -503,9 +539,12 @@ class CallSession:
             self.control = None
             await self._ask_for_response(TRANSFER_FAILED)
 
-    async def _say_last_words_and_go(self, control: CallControl, speak_within_s: float) -> None:
-        """Shutdown's end of a call: tool answers under way go out, the agent says one line, then the call goes."""
-        self._record("bridge_shutdown", data={"then": control.action, "to": control.to_number})
+    async def _say_last_words_and_go(self, control: CallControl, words: str, speak_within_s: float) -> None:
+        """The bridge ends the call: tool answers under way go out, the agent says one line, then the call goes.
+
+        The event recorded, and the end reason of a hang-up, are `control.reason` (shutdown, silence).
+        """
+        self._record(control.reason, data={"then": control.action, "to": control.to_number})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(speak_within_s):
                 # The model refuses response.create while a response runs or a function call lacks its output;
@@ -517,11 +556,11 @@ class CallSession:
                         break
                     await asyncio.wait(answering)
                 before = self._responses_done_count
-                await self._ask_for_response(SHUTDOWN_WORDS[control.action], allow_tools=False)
+                await self._ask_for_response(words, allow_tools=False)
                 await self._until_response_done_after(before)
                 await self._until_heard()
-        if not await self._carry_out(control, SHUTDOWN_END_REASON):
-            await self._carry_out(CallControl("hang_up", SHUTDOWN_END_REASON), SHUTDOWN_END_REASON)
+        if not await self._carry_out(control, control.reason):
+            await self._carry_out(CallControl("hang_up", control.reason), control.reason)
 
     async def _ask_for_response(self, instructions: str | None = None, allow_tools: bool = True) -> None:
         """`response.create` once no response is active: the model allows one at a time."""
@@ -586,31 +625,45 @@ class CallSession:
     # ---- limits ------------------------------------------------------------------------------
 
     async def _watch_limits(self) -> None:
-        """End the call at the agent's max duration or after too long a silence; renew the model session in time."""
+        """End the call at the agent's max duration, or with a goodbye when nobody has spoken for too long; keep the
+        clock variables current; renew the model session in time."""
         assert self.agent is not None and self.link is not None
         hard_stop = self._stream_started + float(self.agent.max_duration_s)
+        clock_check = time.monotonic() + CLOCK_CHECK_S
         while True:
             now = time.monotonic()
             silence_stop = self._last_activity + float(self.agent.silence_timeout_s)
             if now >= hard_stop:
                 self.end("max_duration")
                 return
-            if now >= silence_stop:
-                self.end("silence_timeout")
-                return
+            if now >= silence_stop and self.control is None:
+                self._leave(CallControl("hang_up", SILENCE_END_REASON), SILENCE_WORDS, SILENCE_GOODBYE_WITHIN_S)
+            if now >= clock_check:
+                clock_check = now + CLOCK_CHECK_S
+                await self._refresh_clock()
             renew_at = self.link.recycle_at()
             if self.link.recycle_due():
                 if self._quiet():
                     await self.link.recycle()
                     continue
                 renew_at = now + RECYCLE_POLL_S
-            await asyncio.sleep(min(hard_stop, silence_stop, renew_at) - now)
+            next_stop = hard_stop if self.control is not None else min(hard_stop, silence_stop)
+            await asyncio.sleep(max(min(next_stop, clock_check, renew_at) - now, 0.01))
 
     def _quiet(self) -> bool:
         """Nobody is speaking, nothing is left to play, and no response or tool is under way."""
         assert self.link is not None
         return not (self.response_active or self.link.response_active or self.link.caller_speaking
                     or self.playback.has_unplayed_audio or self._tool_tasks or self.control is not None)
+
+    async def _refresh_clock(self) -> None:
+        """The local date and time moved on: tell the model, if the instructions name them."""
+        assert self.agent is not None
+        now = call_variables("", "", self.agent.timezone, datetime.now(UTC))
+        changes = {name: now[name] for name in CLOCK_VARIABLES
+                   if f"{{{name}}}" in self.agent.instructions and now[name] != self._variables.get(name)}
+        if changes:
+            await self._change_variables(changes)
 
     # ---- send helpers: they never raise into a pump -------------------------------------------
 

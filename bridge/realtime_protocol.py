@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +47,28 @@ def session_update(agent: Agent, instructions: str, tools: Sequence[dict[str, An
             },
             "tools": list(tools),
             "tool_choice": "auto",
+            "truncation": truncation(agent.retention_ratio),
         },
     }
+
+
+def truncation(retention_ratio: float | None) -> str | dict[str, Any]:
+    """When the context fills, drop down to a share of it at once, so the prompt cache breaks rarely;
+    None leaves OpenAI's `auto`, which drops a little on every turn once full (realtime-costs guide)."""
+    if retention_ratio is None:
+        return "auto"
+    return {"type": "retention_ratio", "retention_ratio": float(retention_ratio)}
+
+
+def variables_changed(changes: Mapping[str, str]) -> dict[str, Any]:
+    """A mid-call change of template variables as a system message appended to the conversation.
+
+    Unlike new instructions in a `session.update`, it leaves the cached prefix (instructions, tools,
+    earlier items) untouched, so the next response still reads it at the cached rate.
+    """
+    facts = "; ".join(f"{name} is now {value}" for name, value in changes.items())
+    return {"type": "conversation.item.create", "item": {
+        "type": "message", "role": "system", "content": [{"type": "input_text", "text": f"Update: {facts}."}]}}
 
 
 def greeting(text: str) -> dict[str, Any]:

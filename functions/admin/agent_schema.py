@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from voiceline import agent_options as options
+from voiceline.agent_options import DEFAULT_RETENTION_RATIO
 from voiceline.agents import SETTINGS
 from voiceline.instructions import CALL_VARIABLES, is_variable_name, template_problems
 from voiceline.tools import REGISTRY
@@ -149,6 +150,15 @@ class AgentSettings(BaseModel):
                            "leave voicemail_message.")
     voicemail_message: Text | None = Field(None, min_length=1, max_length=1_000, validate_default=True,
                                            description="Required when answering_machine is leave_message.")
+    retention_ratio: Annotated[float, AfterValidator(_rounded(2))] | None = Field(
+        options.DEFAULT_RETENTION_RATIO, ge=options.RETENTION_RATIO[0], le=options.RETENTION_RATIO[1],
+        description="When the model's context fills, keep this share of it (fewer, larger truncations keep the "
+                    "prompt cache hitting); null leaves OpenAI's auto truncation. Rounded to 0.01.")
+    truncate_on_barge_in: bool = Field(True, description="When the caller cuts in, the model forgets the agent "
+                                                         "audio that was never heard (it is billed again otherwise).")
+    stable_instructions: bool = Field(True, description="Variables that change mid-call (the local time) reach "
+                                                        "the model as conversation messages, so the cached "
+                                                        "instructions prefix stays; false re-sends the instructions.")
 
     @field_validator("language")
     @classmethod
@@ -244,6 +254,9 @@ class AgentOut(BaseModel):
     wait_for_callee: bool
     answering_machine: str
     voicemail_message: str | None = None
+    retention_ratio: float | None = DEFAULT_RETENTION_RATIO
+    truncate_on_barge_in: bool = True
+    stable_instructions: bool = True
 
 
 class AgentList(BaseModel):

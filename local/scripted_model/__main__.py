@@ -13,6 +13,7 @@ from local.environment import MODEL_PORT
 from local.load_bench.fast_loop import run_fast
 from local.scripted_model.load_mode import STATS_ENV, serve_load
 from local.scripted_model.server import serve
+from local.scripted_model.usage import CONTEXT_WINDOW_TOKENS
 
 DEFAULT_CONVERSATION = Path(__file__).resolve().parent.parent / "conversations" / "demo.json"
 
@@ -23,6 +24,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=MODEL_PORT)
     parser.add_argument("--conversation", type=Path, default=DEFAULT_CONVERSATION)
+    parser.add_argument("--context-window", type=int,
+                        default=int(os.environ.get("SCRIPTED_MODEL_CONTEXT_WINDOW", CONTEXT_WINDOW_TOKENS)),
+                        help="input tokens the modelled context holds before old items drop out "
+                             "(default $SCRIPTED_MODEL_CONTEXT_WINDOW or %(default)s; see usage.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per health check is noise
@@ -31,7 +36,7 @@ def main() -> None:
         if load_stats:
             run_fast(serve_load(args.host, args.port, Path(load_stats)))
         else:
-            asyncio.run(serve(args.host, args.port, args.conversation))
+            asyncio.run(serve(args.host, args.port, args.conversation, args.context_window))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -39,7 +40,20 @@ class ConversationContext:
     def last_item_id(self) -> str | None:
         return next(reversed(self._items), None)
 
-    def totals(self) -> tuple[int, int]:
-        """(text characters, audio ms) across the whole conversation: what a new response reads as input."""
-        items = self._items.values()
-        return sum(len(item.text) for item in items), sum(item.remembered_audio_ms for item in items)
+    @property
+    def items(self) -> list[ContextItem]:
+        """Every item still in the context, oldest first: what a new response reads as input."""
+        return list(self._items.values())
+
+    def drop_oldest(self, keep_tokens: int, tokens_of: Callable[[ContextItem], int]) -> int:
+        """Forget the oldest items until the rest weigh at most `keep_tokens`; return how many went.
+
+        The newest item always stays: it is what the response answers.
+        """
+        remaining = sum(tokens_of(item) for item in self._items.values())
+        dropped = 0
+        while remaining > keep_tokens and len(self._items) > 1:
+            oldest = next(iter(self._items))
+            remaining -= tokens_of(self._items.pop(oldest))
+            dropped += 1
+        return dropped

@@ -14,7 +14,7 @@ from typing import Any
 from local.scripted_model.context import ContextItem
 from local.scripted_model.conversation import Line, ToolCall
 from local.scripted_model.events import function_call_item, new_id, response_object
-from local.scripted_model.usage import estimate_usage
+from local.scripted_model.usage import InputUsage, Tokens, text_tokens, usage
 
 ARGUMENT_CHUNK = 16  # characters per arguments delta: clients must join them, or wait for `.done`
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -40,13 +40,13 @@ class FunctionCallResponse:
     """Streams the calls as GA events in one burst; there is no audio in it for a caller to cut off."""
 
     def __init__(self, calls: list[MadeCall], previous_item_id: str | None, session: dict[str, Any],
-                 input_totals: tuple[int, int], send: Send) -> None:
+                 read: InputUsage, send: Send) -> None:
         self.id = new_id("resp")
         self.finished = False
         self._calls = calls
         self._previous_item_id = previous_item_id
         self._session = session
-        self._input_totals = input_totals
+        self._read = read
         self._send = send
 
     async def play(self) -> None:
@@ -57,10 +57,10 @@ class FunctionCallResponse:
         for index, made in enumerate(self._calls):
             done_items.append(await self._stream_call(index, made, previous_item_id))
             previous_item_id = made.item.id
-        usage = estimate_usage(*self._input_totals, sum(len(made.call.arguments) for made in self._calls), 0)
+        used = usage(self._read, Tokens(text_tokens(sum(len(made.call.arguments) for made in self._calls))))
         self.finished = True
         await self._send({"type": "response.done",
-                          "response": response_object(self.id, "completed", done_items, self._session, usage)})
+                          "response": response_object(self.id, "completed", done_items, self._session, used)})
 
     async def _stream_call(self, index: int, made: MadeCall, previous_item_id: str | None) -> dict[str, Any]:
         name, arguments, item_id = made.call.name, made.call.arguments, made.item.id

@@ -30,6 +30,10 @@ class SessionRecord:
     """function_call_output items the client sent: call_id, and the output parsed when it is JSON."""
     undeclared_tool_calls: list[str] = field(default_factory=list)
     """Scripted calls left out because the client never declared those tools."""
+    usages: list[dict[str, Any]] = field(default_factory=list)
+    """The `usage` of every `response.done`, in order (estimated: see usage.py)."""
+    items_dropped: int = 0
+    """Items the context limit pushed out (usage.py, rule 6)."""
 
     def note_input_audio(self, audio: bytes) -> None:
         self.input_audio_bytes += len(audio)
@@ -53,4 +57,6 @@ class SessionRecord:
             "tool_calls": self.tool_calls,
             "tool_outputs": self.tool_outputs,
             "undeclared_tool_calls": self.undeclared_tool_calls,
+            "usages": self.usages,
+            "items_dropped": self.items_dropped,
         }

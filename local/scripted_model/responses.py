@@ -13,7 +13,7 @@ from local.scripted_model.audio_format import audio_format
 from local.scripted_model.context import ContextItem
 from local.scripted_model.conversation import Line
 from local.scripted_model.events import assistant_audio_item, new_id, response_object
-from local.scripted_model.usage import estimate_usage
+from local.scripted_model.usage import InputUsage, output_tokens, usage
 
 CHUNK_MS = 100
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -27,13 +27,13 @@ class SpokenResponse:
     """
 
     def __init__(self, line: Line, item: ContextItem, previous_item_id: str | None, session: dict[str, Any],
-                 input_totals: tuple[int, int], send: Send, pace_s: float) -> None:
+                 read: InputUsage, send: Send, pace_s: float) -> None:
         self.id = new_id("resp")
         self.item = item
         self._line = line
         self._previous_item_id = previous_item_id
         self._session = session
-        self._input_totals = input_totals
+        self._read = read
         self._send = send
         self._pace_s = pace_s
         self._cancel_reason: str | None = None
@@ -49,9 +49,9 @@ class SpokenResponse:
         self._cancel_reason = reason
         self._wake.set()
 
-    def _describe(self, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None = None,
+    def _describe(self, status: str, output: list[dict[str, Any]], used: dict[str, Any] | None = None,
                   status_details: dict[str, Any] | None = None) -> dict[str, Any]:
-        return response_object(self.id, status, output, self._session, usage, status_details)
+        return response_object(self.id, status, output, self._session, used, status_details)
 
     def _address(self) -> dict[str, Any]:
         return {"response_id": self.id, "item_id": self.item.id, "output_index": 0, "content_index": 0}
@@ -107,10 +107,10 @@ class SpokenResponse:
                           "item": item})
         await self._send({"type": "conversation.item.done", "previous_item_id": self._previous_item_id,
                           "item": item})
-        usage = estimate_usage(*self._input_totals, len(transcript), self.item.audio_ms)
+        used = usage(self._read, output_tokens(transcript, self.item.audio_ms))
         if cancelled:
-            response = self._describe("cancelled", [item], usage,
+            response = self._describe("cancelled", [item], used,
                                       {"type": "cancelled", "reason": self._cancel_reason})
         else:
-            response = self._describe("completed", [item], usage)
+            response = self._describe("completed", [item], used)
         await self._send({"type": "response.done", "response": response})

@@ -17,6 +17,7 @@ from websockets.http11 import Request, Response
 from local.scripted_model.conversation import Script, load_script
 from local.scripted_model.faults import FaultPlan
 from local.scripted_model.session import RealtimeSession
+from local.scripted_model.usage import CONTEXT_WINDOW_TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,11 @@ class ScriptedModelServer:
     """
 
     def __init__(self, script: Script, host: str = "127.0.0.1", port: int = 0,
-                 pace_s: float = DEFAULT_PACE_S, faults: FaultPlan | None = None) -> None:
+                 pace_s: float = DEFAULT_PACE_S, faults: FaultPlan | None = None,
+                 context_window: int = CONTEXT_WINDOW_TOKENS) -> None:
         self.script = script
         self.faults = faults
+        self.context_window = context_window
         self.host = host
         self._requested_port = port
         self._pace_s = pace_s
@@ -104,12 +107,13 @@ class ScriptedModelServer:
         query = urlsplit(connection.request.path).query if connection.request else ""
         model = parse_qs(query).get("model", [DEFAULT_MODEL])[0]
         fault = self.faults.for_session(len(self.sessions), connection) if self.faults is not None else None
-        session = RealtimeSession(connection, self.script, model, self._pace_s, fault)
+        session = RealtimeSession(connection, self.script, model, self._pace_s, fault, self.context_window)
         self.sessions.append(session)
         await session.run()
 
 
-async def serve(host: str, port: int, conversation_path: Path) -> None:
+async def serve(host: str, port: int, conversation_path: Path,
+                context_window: int = CONTEXT_WINDOW_TOKENS) -> None:
     """Run the scripted model until cancelled (the CLI's entry point)."""
-    async with ScriptedModelServer(load_script(conversation_path), host, port):
+    async with ScriptedModelServer(load_script(conversation_path), host, port, context_window=context_window):
         await asyncio.Future()

@@ -14,7 +14,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from local.scripted_model import events
+from local.scripted_model import events, usage
 from local.scripted_model.context import ContextItem, ConversationContext
 from local.scripted_model.conversation import Line, Script, ScriptCursor, ToolCall
 from local.scripted_model.faults import ArmedFault
@@ -33,8 +33,10 @@ MIN_COMMIT_MS = 100  # the API refuses to commit less
 
 class RealtimeSession:
     def __init__(self, connection: ServerConnection, script: Script, model: str, pace_s: float,
-                 fault: ArmedFault | None = None) -> None:
+                 fault: ArmedFault | None = None, context_window: int = usage.CONTEXT_WINDOW_TOKENS) -> None:
         self.record = SessionRecord(events.new_id("sess"), model)
+        self._meter = usage.UsageMeter()
+        self._context_window = context_window
         self._connection = connection
         self._config = default_session(self.record.id, model)
         self.record.session = self._config
@@ -72,6 +74,8 @@ class RealtimeSession:
 
     async def send(self, event: dict[str, Any]) -> None:
         event = {"event_id": events.new_id("event"), **event}
+        if event["type"] == "response.done":
+            self.record.usages.append(event["response"]["usage"])
         if event["type"] == "error":
             self.record.errors_sent.append({"code": event["error"]["code"], "message": event["error"]["message"]})
         with contextlib.suppress(ConnectionClosed):  # the run loop sees the close and ends the session
@@ -191,22 +195,32 @@ class RealtimeSession:
     def _respond(self, request: dict[str, Any]) -> None:
         """Start the next reply: the line owed after a tool round, else the script's next line, whose function
         calls come first if the response may use those tools. Its events flow from their own task."""
-        text_chars, audio_ms = self._context.totals()
-        input_totals = (text_chars + len(self._config["instructions"]) + len(request.get("instructions", "")),
-                        audio_ms)
+        tools = request.get("tools", self._config["tools"])
+        prompt = usage.prompt_text(request.get("instructions", self._config["instructions"]), tools)
+        self._retain(prompt)
+        read = self._meter.read_input(prompt, self._context.items)
         if self._tool_round is not None:
             line, self._tool_round = self._tool_round.line, None
         else:
             line = self._cursor.next_reply()
-            calls = self._callable(line.tool_calls, request.get("tools", self._config["tools"]))
+            calls = self._callable(line.tool_calls, tools)
             if calls:
-                self._call_functions(line, calls, input_totals)
+                self._call_functions(line, calls, read)
                 return
         item = ContextItem(events.new_id("item"), "assistant")
         previous_item_id = self._context.last_item_id
         self._context.add(item)
-        self._start(SpokenResponse(line, item, previous_item_id, self._config, input_totals, self.send,
-                                   self._pace_s))
+        self._start(SpokenResponse(line, item, previous_item_id, self._config, read, self.send, self._pace_s))
+
+    def _retain(self, prompt: str) -> None:
+        """Drop the oldest items when this response would pass the context limit (usage.py, rule 6)."""
+        def tokens_of(item: ContextItem) -> int:
+            return usage.item_tokens(item).total
+
+        keep = usage.retention_target(self._config["truncation"], sum(map(tokens_of, self._context.items)),
+                                      usage.text_tokens(len(prompt)), self._context_window)
+        if keep is not None:
+            self.record.items_dropped += self._context.drop_oldest(keep, tokens_of)
 
     def _callable(self, calls: tuple[ToolCall, ...], tools: list[dict[str, Any]]) -> list[ToolCall]:
         """The scripted calls to tools the client declared: a model cannot call what it was never given."""
@@ -214,7 +228,7 @@ class RealtimeSession:
         self.record.undeclared_tool_calls.extend(call.name for call in calls if call.name not in declared)
         return [call for call in calls if call.name in declared]
 
-    def _call_functions(self, line: Line, calls: list[ToolCall], input_totals: tuple[int, int]) -> None:
+    def _call_functions(self, line: Line, calls: list[ToolCall], read: usage.InputUsage) -> None:
         previous_item_id = self._context.last_item_id
         made = []
         for call in calls:
@@ -225,7 +239,7 @@ class RealtimeSession:
             self.record.tool_calls.append({"call_id": made[-1].call_id, "name": call.name,
                                            "arguments": json.loads(call.arguments)})
         self._tool_round = ToolRound(line, {call.call_id for call in made})
-        self._start(FunctionCallResponse(made, previous_item_id, self._config, input_totals, self.send))
+        self._start(FunctionCallResponse(made, previous_item_id, self._config, read, self.send))
 
     def _start(self, response: SpokenResponse | FunctionCallResponse) -> None:
         self._response = response

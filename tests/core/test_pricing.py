@@ -73,3 +73,12 @@ def test_environment_overrides_one_rate_and_keeps_the_rest() -> None:
 def test_a_bad_override_is_a_clear_error(value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         current_prices({"VOICELINE_PRICES": value})
+
+
+def test_every_model_an_agent_may_choose_has_its_own_price_row() -> None:
+    from voiceline.agent_options import MODELS
+
+    prices = Prices()
+    assert set(MODELS) == set(prices.models)
+    assert prices.model("gpt-realtime-2025-08-28") == prices.model("gpt-realtime")
+    assert prices.model("gpt-realtime-mini-2025-10-06").audio_in < prices.model("gpt-realtime").audio_in

@@ -57,6 +57,10 @@ def test_an_agent_is_created_read_listed_replaced_patched_and_deleted(admin_api:
 # (field, bad value, where the error is reported, a word of its message)
 INVALID_FIELDS = [
     ("name", "", ("name",), "at least 1"),
+    ("model", "gpt-4o", ("model",), "gpt-realtime"),
+    ("retention_ratio", 1.5, ("retention_ratio",), "less than or equal to 1"),
+    ("retention_ratio", 0.0, ("retention_ratio",), "greater than or equal to 0.1"),
+    ("stable_instructions", "yes", ("stable_instructions",), "boolean"),
     ("language", "klingon", ("language",), "ISO 639-1"),
     ("language", "xx-US", ("language",), "ISO 639-1"),
     ("timezone", "Mars/Olympus_Mons", ("timezone",), "IANA"),

@@ -203,7 +203,8 @@ async def test_greeting_streams_the_clip_ahead_of_real_time_then_done_with_usage
     usage = done["usage"]
     assert usage["output_token_details"]["audio_tokens"] > 0
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
-    assert set(usage["input_token_details"]) == {"text_tokens", "audio_tokens", "cached_tokens"}
+    assert set(usage["input_token_details"]) == {"text_tokens", "audio_tokens", "image_tokens", "cached_tokens",
+                                                 "cached_tokens_details"}
 
 
 async def test_server_vad_finds_the_caller_turn_transcribes_it_and_replies(client: ModelClient) -> None:

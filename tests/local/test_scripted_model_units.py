@@ -10,7 +10,6 @@ from local.mulaw import DECODE_TABLE
 from local.scripted_model.audio_format import FORMATS
 from local.scripted_model.conversation import ScriptCursor, load_script
 from local.scripted_model.schema import CLIENT_EVENTS, default_session, merged_session
-from local.scripted_model.usage import estimate_usage
 from local.scripted_model.vad import FRAME_MS, SpeechDetector, VadSettings
 from local.scripted_model.validation import ProtocolError
 
@@ -145,10 +144,3 @@ def test_demo_script_has_a_long_interruptible_reply_and_a_barge_in() -> None:
     assert SCRIPT.turns[1].interrupt_after_ms == 1500
     for line in [SCRIPT.greeting, *(part for turn in SCRIPT.turns for part in (turn.caller, turn.agent))]:
         assert 1.5 * 8000 <= len(line.audio) <= 6 * 8000
-
-
-def test_usage_counts_conversation_input_and_reply_output() -> None:
-    usage = estimate_usage(input_text_chars=400, input_audio_ms=5000, output_text_chars=80, output_audio_ms=3000)
-    assert usage["input_token_details"] == {"text_tokens": 100, "audio_tokens": 50, "cached_tokens": 0}
-    assert usage["output_token_details"] == {"text_tokens": 20, "audio_tokens": 60}
-    assert usage["total_tokens"] == 230

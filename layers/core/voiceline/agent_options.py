@@ -6,7 +6,8 @@ import re
 
 # OpenAI Realtime (GA) voices and models.
 VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse")
-MODELS = ("gpt-realtime", "gpt-realtime-mini")
+# Each has a row in voiceline.pricing (a test holds the two together); dated snapshots cost as their alias.
+MODELS = ("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-realtime-mini", "gpt-realtime-mini-2025-10-06")
 TRANSCRIPTION_MODELS = ("gpt-4o-mini-transcribe", "gpt-4o-transcribe", "whisper-1")
 SPEED_MIN, SPEED_MAX = 0.25, 1.5
 
@@ -20,6 +21,10 @@ NOISE_REDUCTION = ("near_field", "far_field")
 # The call's limits, in seconds. Twilio ends any call after 4 hours.
 MAX_DURATION_S = (10, 14_400)
 SILENCE_TIMEOUT_S = (5, 3_600)
+
+# Cost controls: the share of the context kept when it fills up (GA session `truncation.retention_ratio`).
+RETENTION_RATIO = (0.1, 1.0)
+DEFAULT_RETENTION_RATIO = 0.8
 
 # Outbound calls: what to do when Twilio's answering-machine detection hears a machine.
 ANSWERING_MACHINE = ("off", "hang_up", "leave_message")

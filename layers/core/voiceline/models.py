@@ -15,6 +15,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from voiceline.agent_options import DEFAULT_RETENTION_RATIO
 from voiceline.settings import require
 
 
@@ -70,6 +71,11 @@ class Agent(Model):
     max_duration_s = NumberAttribute(default=600)
     silence_timeout_s = NumberAttribute(default=30)
     enabled = BooleanAttribute(default=True)
+    # Cost controls, all on by default; an agent may turn each off (the cost report's naive agent does).
+    # retention_ratio None leaves OpenAI's "auto" truncation, which drops a little every turn once full.
+    retention_ratio = NumberAttribute(null=True, default=DEFAULT_RETENTION_RATIO)
+    truncate_on_barge_in = BooleanAttribute(default=True)  # forget the agent audio the caller never heard
+    stable_instructions = BooleanAttribute(default=True)  # mid-call variable changes as messages, not a new prompt
     # Outbound calls: let the callee speak first; what to do when Twilio's AMD hears a machine
     # ("off": treat it as a person, "hang_up", or "leave_message" with voicemail_message).
     wait_for_callee = BooleanAttribute(default=False)

@@ -37,16 +37,21 @@ class ModelPrices:
     audio_out: float
 
 
+_GPT_REALTIME = ModelPrices(text_in=4.00, text_cached_in=0.40, text_out=16.00,
+                            audio_in=32.00, audio_cached_in=0.40, audio_out=64.00)
+_GPT_REALTIME_MINI = ModelPrices(text_in=0.60, text_cached_in=0.06, text_out=2.40,
+                                 audio_in=10.00, audio_cached_in=0.30, audio_out=20.00)
+
+
 @dataclass(frozen=True)
 class Prices:
     """Every rate the cost of a call depends on, in USD."""
 
     version: str = PRICES_VERSION
+    # One row per model an agent may choose (voiceline.agent_options.MODELS); a snapshot costs as its alias.
     models: dict[str, ModelPrices] = field(default_factory=lambda: {
-        "gpt-realtime": ModelPrices(text_in=4.00, text_cached_in=0.40, text_out=16.00,
-                                    audio_in=32.00, audio_cached_in=0.40, audio_out=64.00),
-        "gpt-realtime-mini": ModelPrices(text_in=0.60, text_cached_in=0.06, text_out=2.40,
-                                         audio_in=10.00, audio_cached_in=0.30, audio_out=20.00),
+        "gpt-realtime": _GPT_REALTIME, "gpt-realtime-2025-08-28": _GPT_REALTIME,
+        "gpt-realtime-mini": _GPT_REALTIME_MINI, "gpt-realtime-mini-2025-10-06": _GPT_REALTIME_MINI,
     })
     twilio_inbound_per_min: float = 0.0085  # local number
     twilio_outbound_per_min: float = 0.0140
