@@ -24,6 +24,7 @@ from bridge import realtime_protocol as realtime
 from bridge import twilio_protocol as twilio
 from bridge.agent_cache import AgentCache
 from bridge.agent_tools import AgentTools, CallControl
+from bridge.backoff import Backoff, retry_until
 from bridge.event_recorder import CallEventRecorder
 from bridge.playback import PlaybackTracker, base64_decoded_length
 from bridge.realtime_connection import open_realtime
@@ -33,6 +34,7 @@ from bridge.twilio_calls import CallControlResult, TwilioCalls
 from voiceline import calls, stream_token
 from voiceline.instructions import call_variables, render
 from voiceline.models import Agent, Call
+from voiceline.ownership import condition_failed
 from voiceline.tool_contract import CallContext
 
 logger = Logger(service="voiceline-bridge", child=True)
@@ -40,6 +42,9 @@ logger = Logger(service="voiceline-bridge", child=True)
 WS_POLICY_VIOLATION = 1008
 WS_INTERNAL_ERROR = 1011
 DB_TIMEOUT_S = 5.0
+# The Call's outcome is written once, at the end: DynamoDB throttling or failing for a while must not lose it.
+FINALISE_DEADLINE_S = 5.0
+FINALISE_BACKOFF_BASE_S, FINALISE_BACKOFF_CAP_S = 0.1, 1.0
 # How long the agent's last words (a goodbye, a handoff line) may take to be generated and heard.
 LAST_WORDS_TIMEOUT_S = 15.0
 RESPONSE_IDLE_TIMEOUT_S = 10.0
@@ -286,13 +291,25 @@ class CallSession:
             greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms,
             interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped,
             tool_outcomes=self.tool_outcomes)
-        try:
-            await asyncio.wait_for(asyncio.to_thread(calls.finalise_call, self.call_sid, outcome), DB_TIMEOUT_S)
-        except Exception:
-            logger.exception("could not finalise the call record", call_sid=self.call_sid)
+        if not await retry_until(time.monotonic() + FINALISE_DEADLINE_S, lambda: self._finalise(outcome),
+                                 Backoff(FINALISE_BACKOFF_BASE_S, FINALISE_BACKOFF_CAP_S)):
+            logger.error("gave up finalising the call record", call_sid=self.call_sid, end_reason=reason)
         logger.info("call ended", call_sid=self.call_sid, end_reason=reason, interruptions=self.interruptions,
                     greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms)
         self.state = "ended"
+
+    async def _finalise(self, outcome: calls.CallOutcome) -> bool:
+        """One try at writing the Call's outcome; True when written, or when no retry could ever write it."""
+        assert self.call_sid is not None
+        try:
+            await asyncio.to_thread(calls.finalise_call, self.call_sid, outcome)
+        except Exception as error:
+            if condition_failed(error):  # the Call record is gone: nothing to finalise
+                logger.error("the call record no longer exists", call_sid=self.call_sid)
+                return True
+            logger.warning("call record not finalised yet, will retry", call_sid=self.call_sid, error=repr(error))
+            return False
+        return True
 
     # ---- Twilio → model ----------------------------------------------------------------------
 
