@@ -210,7 +210,8 @@ class CallSession:
         self.agent = agent
         # A transfer shows Twilio's From: the caller's own number, or ours on an outbound call.
         self._caller_id = call.from_number
-        self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker)
+        self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker,
+                                self.settings.tool_failures_before_disabling)
         self.recorder.start()
         marked = asyncio.create_task(self._mark_stream_started(start))
         # The caller's name is looked up while the model connects, so the greeting can use it.
@@ -476,6 +477,7 @@ class CallSession:
         for call, (result, _) in zip(function_calls, answers, strict=True):
             self._record_tool_call(call.name, call.call_id, call.arguments, result)
             await self._send_model(json.dumps(realtime.function_call_output(call.call_id, result.reply)))
+        await self._take_away_disabled_tools()
         if self.control is not None:  # already hanging up or transferring: nothing more to say
             return
         control = next((control for _, control in answers if control is not None), None)
@@ -491,6 +493,21 @@ class CallSession:
         if not await self._carry_out(control):
             self.control = None
             await self._ask_for_response(TRANSFER_FAILED)
+
+    async def _take_away_disabled_tools(self) -> None:
+        """A tool that keeps failing is removed from the session, so the model stops trying it and tells the caller.
+
+        Changing the tools costs the cached prompt prefix once; a model that keeps calling a dead tool costs
+        a wasted turn each time. A call it makes before the update lands is answered "disabled" at once.
+        """
+        assert self.tools is not None
+        disabled = self.tools.take_newly_disabled()
+        for name in disabled:
+            logger.warning("tool disabled for the rest of the call", call_sid=self.call_sid, tool=name)
+            self._record("tool_disabled", data={"name": name,
+                                                "failures_in_a_row": self.tools.failures_before_disabling})
+        if disabled:
+            await self._send_model(json.dumps(realtime.tools_update(self.tools.definitions())))
 
     async def _say_last_words_and_go(self, control: CallControl, speak_within_s: float) -> None:
         """Shutdown's end of a call: tool answers under way go out, the agent says one line, then the call goes."""

@@ -51,6 +51,11 @@ def session_update(agent: Agent, instructions: str, tools: Sequence[dict[str, An
     }
 
 
+def tools_update(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Change only the session's tools: every field not sent stays as it is."""
+    return {"type": "session.update", "session": {"type": "realtime", "tools": list(tools)}}
+
+
 def greeting(text: str) -> dict[str, Any]:
     """Make the agent speak first, with the agent's own greeting."""
     return response_create(f"Greet the caller now. Say exactly: {text}")

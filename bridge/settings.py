@@ -27,6 +27,7 @@ class BridgeSettings:
     drain_wind_down_s: float = 15.0
     ecs_agent_uri: str | None = None  # set by ECS in every task; none locally, and then no scale-in protection
     metric_interval_s: float = 60.0
+    tool_failures_before_disabling: int = 3  # failures in a row that take a tool away for the rest of a call
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
@@ -49,4 +50,5 @@ class BridgeSettings:
             drain_wind_down_s=settings.number("DRAIN_WIND_DOWN_S", 15.0),
             ecs_agent_uri=settings.optional("ECS_AGENT_URI", "") or None,
             metric_interval_s=settings.number("ACTIVE_CALLS_METRIC_INTERVAL_S", 60.0),
+            tool_failures_before_disabling=int(settings.number("TOOL_FAILURES_BEFORE_DISABLING", 3)),
         )
