@@ -62,6 +62,13 @@ SHUTDOWN_WORDS = {
                 "through to a colleague. Ask nothing.",
 }
 SHUTDOWN_END_REASON = "bridge_shutdown"
+AGENT_UNAVAILABLE = "agent_unavailable"
+# The agent's settings could not be read at call start (DynamoDB failing) and no copy was at hand.
+APOLOGY_INSTRUCTIONS = ("You answer the phone for a business whose phone system has a problem right now. You can "
+                        "not help with anything. Say only what you are asked to say.")
+APOLOGY = ("Say exactly, warmly: Sorry, we can't take your call right now because of a technical problem. Please "
+           "call back in a few minutes. Goodbye.")
+APOLOGY_LIMIT_S = 30  # the apology's own max duration and silence timeout
 
 
 class CallSession:
@@ -200,11 +207,12 @@ class CallSession:
             agent, call = await asyncio.wait_for(asyncio.gather(
                 self.agents.get(self._agent_id),
                 asyncio.to_thread(calls.get_call, start.call_sid)), DB_TIMEOUT_S)
-        except Exception:
+        except Exception as error:
             logger.exception("agent or call lookup failed", call_sid=self.call_sid)
-            agent = call = None
+            self._record("error", data={"source": "dynamodb", "message": f"agent or call lookup failed: {error!r}"})
+            return await self._apologise_instead()
         if agent is None or call is None or agent.tenant_id != self._tenant_id:
-            self.end("agent_unavailable")
+            self.end(AGENT_UNAVAILABLE)
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
             return False
         self.agent = agent
@@ -233,6 +241,39 @@ class CallSession:
         await marked
         self.state = "active"
         return True
+
+    async def _apologise_instead(self) -> bool:
+        """The agent could not be read and no copy stands in: the model says a fixed apology, then the call ends.
+
+        The caller hears a person-like voice instead of a dead line. With no model either, the stream is closed.
+        """
+        assert self.recorder is not None and self.call_sid is not None
+        self.end_reason = AGENT_UNAVAILABLE  # whoever ends the call next, this is why
+        self.agent = Agent(self._agent_id, tenant_id=self._tenant_id, name="", instructions=APOLOGY_INSTRUCTIONS,
+                           greeting="", max_duration_s=APOLOGY_LIMIT_S, silence_timeout_s=APOLOGY_LIMIT_S)
+        self.tools = AgentTools(self.agent, CallContext(self.call_sid, self._agent_id, self._tenant_id, "", ""),
+                                self.tool_invoker)
+        self.recorder.start()
+        try:
+            self.model = await open_realtime(self.settings.openai_realtime_url, self.settings.openai_api_key,
+                                             self.agent.model, self.settings.openai_connect_timeout_s)
+        except Exception as error:
+            logger.error("OpenAI connect failed", call_sid=self.call_sid, error=repr(error))
+            self.end(AGENT_UNAVAILABLE)
+            await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
+            return False
+        await self._send_model(json.dumps(realtime.session_update(self.agent, APOLOGY_INSTRUCTIONS)))
+        task = asyncio.create_task(self._say_apology_and_end())
+        self._tool_tasks.add(task)
+        task.add_done_callback(self._tool_tasks.discard)
+        self.state = "active"
+        return True
+
+    async def _say_apology_and_end(self) -> None:
+        await self._ask_for_response(APOLOGY, allow_tools=False)
+        await self._until_response_done_after(0)
+        await self._until_heard()
+        self.end(AGENT_UNAVAILABLE)
 
     async def _start_conversation(self, agent: Agent, call: Call, customer_name: str) -> None:
         """Configure the session; the agent greets first, unless it waits for the callee of an outbound call."""

@@ -41,8 +41,9 @@ class BridgeSettings:
             openai_api_key=settings.secret("OPENAI_API_KEY"),
             openai_connect_timeout_s=settings.number("OPENAI_CONNECT_TIMEOUT_S", 5.0),
             start_timeout_s=settings.number("STREAM_START_TIMEOUT_S", 10.0),
-            # Each call reads its agent afresh; the last copy stands in for this long when a read fails.
-            agent_cache_ttl_s=settings.number("AGENT_CACHE_TTL_S", 30.0),
+            # Each call reads its agent afresh; the last copy stands in for this long when a read fails. Long,
+            # since it costs nothing while reads work, and an hour-old agent beats an apology when they do not.
+            agent_cache_ttl_s=settings.number("AGENT_CACHE_TTL_S", 3600.0),
             event_flush_interval_s=settings.number("EVENT_FLUSH_INTERVAL_S", 0.5),
             # How long the greeting may wait for lookup_customer to fill {customer_name}.
             customer_lookup_budget_s=settings.number("CUSTOMER_LOOKUP_BUDGET_S", 0.6),

@@ -16,7 +16,7 @@ from bridge.backoff import Backoff, retry_until
 from bridge.event_recorder import CallEventRecorder
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, running_bridge
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
 from tests.bridge.faulty_dynamodb import THROTTLING, FaultyDynamoDB, faulty_dynamodb
 from tests.conftest import TwilioSigner
 from voiceline import calls
@@ -126,19 +126,10 @@ async def test_a_call_while_dynamodb_throttles_relays_audio_records_every_event_
         await leg.hang_up()
         await listening
 
-    call = await asyncio.wait_for(asyncio.to_thread(_wait_for_end, "CA404"), 30)
+    call = await ended_call("CA404")
     assert call.end_reason == "caller_hung_up" and call.events_dropped == 0
     assert event_writes.failed == 8 and finalise.failed == 5
     events = await asyncio.to_thread(_events, "CA404")
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     kinds = [e.kind for e in events]
     assert kinds.count("dtmf") == 1 and kinds.count("call_ended") == 1 and kinds[-1] == "call_ended"
-
-
-def _wait_for_end(call_sid: str) -> Call:
-    for _ in range(300):
-        call = calls.get_call(call_sid)
-        if call is not None and call.end_reason:
-            return call
-        time.sleep(0.05)
-    raise AssertionError("call never finalised")
