@@ -41,6 +41,7 @@ logger = Logger(service="voiceline-bridge", child=True)
 
 WS_POLICY_VIOLATION = 1008
 WS_INTERNAL_ERROR = 1011
+WS_MESSAGE_TOO_BIG = 1009
 DB_TIMEOUT_S = 5.0
 # The Call's outcome is written once, at the end: DynamoDB throttling or failing for a while must not lose it.
 FINALISE_DEADLINE_S = 5.0
@@ -169,8 +170,8 @@ class CallSession:
                 self.end("no_start_frame")
                 await self._close_twilio(WS_POLICY_VIOLATION, "no start frame")
                 return None
-            except WebSocketDisconnect:
-                self.end("twilio_disconnected")
+            except WebSocketDisconnect as error:
+                self.end(_disconnect_reason(error))
                 return None
             try:
                 frame = twilio.parse_frame(raw)
@@ -365,8 +366,8 @@ class CallSession:
         while True:
             try:
                 raw = await self._receive_twilio()
-            except (WebSocketDisconnect, RuntimeError):
-                self.end("twilio_disconnected")
+            except (WebSocketDisconnect, RuntimeError) as error:
+                self.end(_disconnect_reason(error))
                 return
             try:
                 frame = twilio.parse_frame(raw)
@@ -670,6 +671,13 @@ class CallSession:
                 data: dict[str, Any] | None = None) -> None:
         if self.recorder is not None:
             self.recorder.record(kind, role=role, text=text, data=data)
+
+
+def _disconnect_reason(error: Exception) -> str:
+    """Why the Twilio stream went: a message over MAX_FRAME_BYTES makes the server close it with 1009."""
+    if isinstance(error, WebSocketDisconnect) and error.code == WS_MESSAGE_TOO_BIG:
+        return "twilio_frame_too_large"
+    return "twilio_disconnected"
 
 
 def _customer_number(call: Call) -> str:

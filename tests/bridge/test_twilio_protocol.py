@@ -18,7 +18,7 @@ def test_media_payload_is_passed_through_untouched() -> None:
     assert twilio.media_payload(twilio.parse_frame(_media(payload))) == payload
 
 
-@pytest.mark.parametrize("raw", ["not json", "[]", '{"no_event": 1}', '{"event": 7}', None, "x" * 70_000])
+@pytest.mark.parametrize("raw", ["not json", "[]", '{"no_event": 1}', '{"event": 7}', None])
 def test_malformed_frames_are_rejected_with_a_reason(raw: str | None) -> None:
     with pytest.raises(twilio.MalformedFrame):
         twilio.parse_frame(raw)
