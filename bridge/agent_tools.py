@@ -34,22 +34,56 @@ class CallControl:
     to_number: str | None = None
 
 
+# Failures on the way to a tool (not a tool declining, not the model's bad arguments): after this many in a
+# row, the tool is taken away for the rest of the call.
+FAILURES = frozenset({"timeout", "throttled", "lambda_error", "bad_reply", "invoke_failed"})
+TOOL_DISABLED = ("This tool is out of order for the rest of this call. Do not try it again: apologise, and offer "
+                 "to take a message instead.")
+
+
 class AgentTools:
-    def __init__(self, agent: Agent, call: CallContext, invoker: ToolInvoker) -> None:
+    def __init__(self, agent: Agent, call: CallContext, invoker: ToolInvoker,
+                 failures_before_disabling: int = 3) -> None:
         self._agent = agent
         self._call = call
         self._invoker = invoker
+        self.failures_before_disabling = failures_before_disabling
+        self._failures_in_a_row: dict[str, int] = {}
+        self.disabled: set[str] = set()
+        self._newly_disabled: list[str] = []
         unknown = [name for name in agent.tools if name not in REGISTRY]
         if unknown:  # an agent saved before a tool was retired: the call goes on without it
             logger.warning("agent lists unknown tools", agent_id=agent.agent_id, tools=unknown)
         self.tools: dict[str, Tool] = {name: REGISTRY[name] for name in agent.tools if name in REGISTRY}
 
     def definitions(self) -> list[dict[str, Any]]:
-        """The `session.tools` entries: exactly the agent's tools, in its order."""
-        return [tool.realtime_definition() for tool in self.tools.values()]
+        """The `session.tools` entries: the agent's tools, in its order, less those disabled in this call."""
+        return [tool.realtime_definition() for name, tool in self.tools.items() if name not in self.disabled]
 
     async def run(self, call: FunctionCall) -> tuple[ToolResult, CallControl | None]:
         """The reply for one function call, and the call control it asks for, if any. Never raises."""
+        if call.name in self.disabled:  # a call the model made before it was told: no invocation
+            return ToolResult("tool_disabled", failed("tool_disabled", TOOL_DISABLED), 0.0), None
+        result, control = await self._run(call)
+        self._count(call.name, result)
+        return result, control
+
+    def _count(self, name: str, result: ToolResult) -> None:
+        """Disable a tool after too many failures in a row; any answer from it resets the count."""
+        if result.outcome not in FAILURES:
+            self._failures_in_a_row.pop(name, None)
+            return
+        self._failures_in_a_row[name] = self._failures_in_a_row.get(name, 0) + 1
+        if self._failures_in_a_row[name] >= self.failures_before_disabling and name not in self.disabled:
+            self.disabled.add(name)
+            self._newly_disabled.append(name)
+
+    def take_newly_disabled(self) -> list[str]:
+        """Tools disabled since the last ask, for the session to take them away from the model."""
+        names, self._newly_disabled = self._newly_disabled, []
+        return names
+
+    async def _run(self, call: FunctionCall) -> tuple[ToolResult, CallControl | None]:
         tool = self.tools.get(call.name)
         if tool is None:
             return ToolResult("unknown_tool", failed("unknown_tool", f"There is no tool called {call.name!r}. "

@@ -24,6 +24,7 @@ from bridge import realtime_protocol as realtime
 from bridge import twilio_protocol as twilio
 from bridge.agent_cache import AgentCache
 from bridge.agent_tools import AgentTools, CallControl
+from bridge.backoff import Backoff, retry_until
 from bridge.event_recorder import CallEventRecorder
 from bridge.playback import PlaybackTracker, base64_decoded_length
 from bridge.realtime_link import ModelUnavailable, RealtimeLink
@@ -34,13 +35,18 @@ from bridge.twilio_calls import CallControlResult, TwilioCalls
 from voiceline import calls, stream_token
 from voiceline.instructions import call_variables, render
 from voiceline.models import Agent, Call
+from voiceline.ownership import condition_failed
 from voiceline.tool_contract import CallContext
 
 logger = Logger(service="voiceline-bridge", child=True)
 
 WS_POLICY_VIOLATION = 1008
 WS_INTERNAL_ERROR = 1011
+WS_MESSAGE_TOO_BIG = 1009
 DB_TIMEOUT_S = 5.0
+# The Call's outcome is written once, at the end: DynamoDB throttling or failing for a while must not lose it.
+FINALISE_DEADLINE_S = 5.0
+FINALISE_BACKOFF_BASE_S, FINALISE_BACKOFF_CAP_S = 0.1, 1.0
 # How long the agent's last words (a goodbye, a handoff line) may take to be generated and heard.
 LAST_WORDS_TIMEOUT_S = 15.0
 RESPONSE_IDLE_TIMEOUT_S = 10.0
@@ -72,6 +78,13 @@ SILENCE_GOODBYE_WITHIN_S = 10.0
 # How often the timer task looks at the clock, for templates that name {local_date} or {local_time}.
 CLOCK_CHECK_S = 15.0
 CLOCK_VARIABLES = ("local_date", "local_time")
+AGENT_UNAVAILABLE = "agent_unavailable"
+# The agent's settings could not be read at call start (DynamoDB failing) and no copy was at hand.
+APOLOGY_INSTRUCTIONS = ("You answer the phone for a business whose phone system has a problem right now. You can "
+                        "not help with anything. Say only what you are asked to say.")
+APOLOGY = ("Say exactly, warmly: Sorry, we can't take your call right now because of a technical problem. Please "
+           "call back in a few minutes. Goodbye.")
+APOLOGY_LIMIT_S = 30  # the apology's own max duration and silence timeout
 
 
 class CallSession:
@@ -180,8 +193,8 @@ class CallSession:
                 self.end("no_start_frame")
                 await self._close_twilio(WS_POLICY_VIOLATION, "no start frame")
                 return None
-            except WebSocketDisconnect:
-                self.end("twilio_disconnected")
+            except WebSocketDisconnect as error:
+                self.end(_disconnect_reason(error))
                 return None
             try:
                 frame = twilio.parse_frame(raw)
@@ -218,25 +231,25 @@ class CallSession:
             agent, call = await asyncio.wait_for(asyncio.gather(
                 self.agents.get(self._agent_id),
                 asyncio.to_thread(calls.get_call, start.call_sid)), DB_TIMEOUT_S)
-        except Exception:
+        except Exception as error:
             logger.exception("agent or call lookup failed", call_sid=self.call_sid)
-            agent = call = None
+            self._record("error", data={"source": "dynamodb", "message": f"agent or call lookup failed: {error!r}"})
+            return await self._apologise_instead()
         if agent is None or call is None or agent.tenant_id != self._tenant_id:
-            self.end("agent_unavailable")
+            self.end(AGENT_UNAVAILABLE)
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
             return False
         self.agent = agent
         # A transfer shows Twilio's From: the caller's own number, or ours on an outbound call.
         self._caller_id = call.from_number
-        self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker)
+        self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker,
+                                self.settings.tool_failures_before_disabling)
         self.recorder.start()
         marked = asyncio.create_task(self._mark_stream_started(start))
         # The caller's name is looked up while the model connects, so the greeting can use it.
         lookup = asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
         # A failed connect is kept by the link: the model pump then hands the call over (`_hand_over`).
-        self.link = RealtimeLink(self.settings, agent.model, self.pool, self._on_model_interrupted,
-                                 lambda kind, data: self._record(kind, data=data))
-        await self.link.connect()
+        await self._connect_model(agent.model)
         customer_name, looked_up = await lookup
         if looked_up is not None:
             self._record_tool_call("lookup_customer", "call-start", {}, looked_up)
@@ -244,6 +257,42 @@ class CallSession:
         await marked
         self.state = "active"
         return True
+
+    async def _connect_model(self, model: str) -> RealtimeLink:
+        """The call's model session; a failed connect is kept by the link (see RealtimeLink.connect)."""
+        self.link = RealtimeLink(self.settings, model, self.pool, self._on_model_interrupted,
+                                 lambda kind, data: self._record(kind, data=data))
+        await self.link.connect()
+        return self.link
+
+    async def _apologise_instead(self) -> bool:
+        """The agent could not be read and no copy stands in: the model says a fixed apology, then the call ends.
+
+        The caller hears a person-like voice instead of a dead line. With no model either, the stream is closed.
+        """
+        assert self.recorder is not None and self.call_sid is not None
+        self.end_reason = AGENT_UNAVAILABLE  # whoever ends the call next, this is why
+        self.agent = Agent(self._agent_id, tenant_id=self._tenant_id, name="", instructions=APOLOGY_INSTRUCTIONS,
+                           greeting="", max_duration_s=APOLOGY_LIMIT_S, silence_timeout_s=APOLOGY_LIMIT_S)
+        self.tools = AgentTools(self.agent, CallContext(self.call_sid, self._agent_id, self._tenant_id, "", ""),
+                                self.tool_invoker)
+        self.recorder.start()
+        if (await self._connect_model(self.agent.model)).failure is not None:
+            self.end(AGENT_UNAVAILABLE)
+            await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
+            return False
+        await self.link.start(realtime.session_update(self.agent, APOLOGY_INSTRUCTIONS))
+        task = asyncio.create_task(self._say_apology_and_end())
+        self._tool_tasks.add(task)
+        task.add_done_callback(self._tool_tasks.discard)
+        self.state = "active"
+        return True
+
+    async def _say_apology_and_end(self) -> None:
+        await self._ask_for_response(APOLOGY, allow_tools=False)
+        await self._until_response_done_after(0)
+        await self._until_heard()
+        self.end(AGENT_UNAVAILABLE)
 
     async def _start_conversation(self, agent: Agent, call: Call, customer_name: str) -> None:
         """Configure the session; the agent greets first, unless it waits for the callee of an outbound call."""
@@ -321,13 +370,25 @@ class CallSession:
             greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms,
             interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped,
             tool_outcomes=self.tool_outcomes)
-        try:
-            await asyncio.wait_for(asyncio.to_thread(calls.finalise_call, self.call_sid, outcome), DB_TIMEOUT_S)
-        except Exception:
-            logger.exception("could not finalise the call record", call_sid=self.call_sid)
+        if not await retry_until(time.monotonic() + FINALISE_DEADLINE_S, lambda: self._finalise(outcome),
+                                 Backoff(FINALISE_BACKOFF_BASE_S, FINALISE_BACKOFF_CAP_S)):
+            logger.error("gave up finalising the call record", call_sid=self.call_sid, end_reason=reason)
         logger.info("call ended", call_sid=self.call_sid, end_reason=reason, interruptions=self.interruptions,
                     greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms)
         self.state = "ended"
+
+    async def _finalise(self, outcome: calls.CallOutcome) -> bool:
+        """One try at writing the Call's outcome; True when written, or when no retry could ever write it."""
+        assert self.call_sid is not None
+        try:
+            await asyncio.to_thread(calls.finalise_call, self.call_sid, outcome)
+        except Exception as error:
+            if condition_failed(error):  # the Call record is gone: nothing to finalise
+                logger.error("the call record no longer exists", call_sid=self.call_sid)
+                return True
+            logger.warning("call record not finalised yet, will retry", call_sid=self.call_sid, error=repr(error))
+            return False
+        return True
 
     # ---- Twilio → model ----------------------------------------------------------------------
 
@@ -341,8 +402,8 @@ class CallSession:
         while True:
             try:
                 raw = await self._receive_twilio()
-            except (WebSocketDisconnect, RuntimeError):
-                self.end("twilio_disconnected")
+            except (WebSocketDisconnect, RuntimeError) as error:
+                self.end(_disconnect_reason(error))
                 return
             try:
                 frame = twilio.parse_frame(raw)
@@ -523,6 +584,7 @@ class CallSession:
         for call, (result, _) in zip(function_calls, answers, strict=True):
             self._record_tool_call(call.name, call.call_id, call.arguments, result)
             await self._send_model(json.dumps(realtime.function_call_output(call.call_id, result.reply)))
+        await self._take_away_disabled_tools()
         if self.control is not None:  # already hanging up or transferring: nothing more to say
             return
         control = next((control for _, control in answers if control is not None), None)
@@ -538,6 +600,21 @@ class CallSession:
         if not await self._carry_out(control):
             self.control = None
             await self._ask_for_response(TRANSFER_FAILED)
+
+    async def _take_away_disabled_tools(self) -> None:
+        """A tool that keeps failing is removed from the session, so the model stops trying it and tells the caller.
+
+        Changing the tools costs the cached prompt prefix once; a model that keeps calling a dead tool costs
+        a wasted turn each time. A call it makes before the update lands is answered "disabled" at once.
+        """
+        assert self.tools is not None
+        disabled = self.tools.take_newly_disabled()
+        for name in disabled:
+            logger.warning("tool disabled for the rest of the call", call_sid=self.call_sid, tool=name)
+            self._record("tool_disabled", data={"name": name,
+                                                "failures_in_a_row": self.tools.failures_before_disabling})
+        if disabled:
+            await self._send_model(json.dumps(realtime.tools_update(self.tools.definitions())))
 
     async def _say_last_words_and_go(self, control: CallControl, words: str, speak_within_s: float) -> None:
         """The bridge ends the call: tool answers under way go out, the agent says one line, then the call goes.
@@ -685,6 +762,13 @@ class CallSession:
                 data: dict[str, Any] | None = None) -> None:
         if self.recorder is not None:
             self.recorder.record(kind, role=role, text=text, data=data)
+
+
+def _disconnect_reason(error: Exception) -> str:
+    """Why the Twilio stream went: a message over MAX_FRAME_BYTES makes the server close it with 1009."""
+    if isinstance(error, WebSocketDisconnect) and error.code == WS_MESSAGE_TOO_BIG:
+        return "twilio_frame_too_large"
+    return "twilio_disconnected"
 
 
 def _customer_number(call: Call) -> str:

@@ -71,6 +71,11 @@ def variables_changed(changes: Mapping[str, str]) -> dict[str, Any]:
         "type": "message", "role": "system", "content": [{"type": "input_text", "text": f"Update: {facts}."}]}}
 
 
+def tools_update(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Change only the session's tools: every field not sent stays as it is."""
+    return {"type": "session.update", "session": {"type": "realtime", "tools": list(tools)}}
+
+
 def greeting(text: str) -> dict[str, Any]:
     """Make the agent speak first, with the agent's own greeting."""
     return response_create(f"Greet the caller now. Say exactly: {text}")

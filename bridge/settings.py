@@ -37,6 +37,7 @@ class BridgeSettings:
     openai_pool_size: int = 2  # pre-warmed connections (bridge/realtime_pool.py); 0 turns the pool off
     openai_pool_model: str = "gpt-realtime"
     openai_pool_max_age_s: float = 5 * 60.0
+    tool_failures_before_disabling: int = 3  # failures in a row that take a tool away for the rest of a call
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
@@ -50,8 +51,9 @@ class BridgeSettings:
             openai_api_key=settings.secret("OPENAI_API_KEY"),
             openai_connect_timeout_s=settings.number("OPENAI_CONNECT_TIMEOUT_S", 5.0),
             start_timeout_s=settings.number("STREAM_START_TIMEOUT_S", 10.0),
-            # Each call reads its agent afresh; the last copy stands in for this long when a read fails.
-            agent_cache_ttl_s=settings.number("AGENT_CACHE_TTL_S", 30.0),
+            # Each call reads its agent afresh; the last copy stands in for this long when a read fails. Long,
+            # since it costs nothing while reads work, and an hour-old agent beats an apology when they do not.
+            agent_cache_ttl_s=settings.number("AGENT_CACHE_TTL_S", 3600.0),
             event_flush_interval_s=settings.number("EVENT_FLUSH_INTERVAL_S", 0.5),
             # How long the greeting may wait for lookup_customer to fill {customer_name}.
             customer_lookup_budget_s=settings.number("CUSTOMER_LOOKUP_BUDGET_S", 0.6),
@@ -67,4 +69,5 @@ class BridgeSettings:
             openai_pool_size=int(settings.number("OPENAI_POOL_SIZE", 2)),
             openai_pool_model=settings.optional("OPENAI_POOL_MODEL", "gpt-realtime"),
             openai_pool_max_age_s=settings.number("OPENAI_POOL_MAX_AGE_S", 5 * 60.0),
+            tool_failures_before_disabling=int(settings.number("TOOL_FAILURES_BEFORE_DISABLING", 3)),
         )

@@ -28,7 +28,7 @@ logger = Logger(service="voiceline-bridge", child=True)
 # ok: the tool did its work; tool_error: it declined with a reason for the model (slot_taken…);
 # the rest are failures on the way, each turned into an error output the model can apologise for.
 Outcome = Literal["ok", "tool_error", "invalid_arguments", "timeout", "throttled", "lambda_error", "bad_reply",
-                  "invoke_failed", "unknown_tool"]
+                  "invoke_failed", "unknown_tool", "tool_disabled"]
 
 CONNECT_TIMEOUT_S = 1.0
 THROTTLE_RETRIES = 2  # bounded: a throttled tool answers late at worst, never hangs the turn

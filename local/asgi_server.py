@@ -31,10 +31,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _server(app: ASGIApp, lifespan: Lifespan) -> uvicorn.Server:
+def _server(app: ASGIApp, lifespan: Lifespan, ws_max_size: int = 16 * 1024 * 1024) -> uvicorn.Server:
     # proxy_headers off: like API Gateway, a local stand-in never trusts a client's X-Forwarded-*.
     return uvicorn.Server(uvicorn.Config(app, ws="websockets-sansio", lifespan=lifespan, log_level="warning",
-                                         proxy_headers=False))
+                                         proxy_headers=False, ws_max_size=ws_max_size))
 
 
 def _url(listener: socket.socket) -> str:
@@ -43,11 +43,11 @@ def _url(listener: socket.socket) -> str:
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp, lifespan: Lifespan = "off", host: str = "127.0.0.1",
-                  port: int = 0) -> AsyncIterator[str]:
-    """The app in the running event loop; yields its base URL (http://…)."""
+async def serving(app: ASGIApp, lifespan: Lifespan = "off", host: str = "127.0.0.1", port: int = 0,
+                  ws_max_size: int = 16 * 1024 * 1024) -> AsyncIterator[str]:
+    """The app in the running event loop; yields its base URL (http://…). `ws_max_size` is uvicorn's --ws-max-size."""
     listener = listening_socket(host, port)
-    server = _server(app, lifespan)
+    server = _server(app, lifespan, ws_max_size)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         yield _url(listener)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from bridge.twilio_protocol import MAX_FRAME_BYTES
 from local.environment import (
     BRIDGE_PORT,
     DYNAMODB_PORT,
@@ -113,7 +114,7 @@ class LocalStack:
             self._spawn("twilio_rest", [python, "-m", "local.twilio_rest", "--port", str(self.ports.twilio_rest)])
             self._spawn("bridge", [python, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
                                    "--port", str(self.ports.bridge), "--no-access-log",
-                                   "--ws-max-size", str(1024 * 1024)])
+                                   "--ws-max-size", str(MAX_FRAME_BYTES)])
             if self.uses_scripted_model:
                 self._wait_ready("model", f"{self.model_url}/health")
             self._wait_ready("bridge", f"{self.bridge_url}/health")

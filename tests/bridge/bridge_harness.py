@@ -18,6 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bridge.twilio_protocol import MAX_FRAME_BYTES
 from local.asgi_server import serving
 from local.call_simulator.call_updates import CallUpdates, registered_call
 from tests.conftest import TwilioSigner
@@ -36,7 +37,7 @@ async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> As
     monkeypatch.setenv("EVENT_FLUSH_INTERVAL_S", "0.05")
     from bridge.app import app
 
-    async with serving(app, lifespan="on") as base_url:
+    async with serving(app, lifespan="on", ws_max_size=MAX_FRAME_BYTES) as base_url:
         yield base_url.replace("http://", "ws://") + "/media-stream"
 
 
@@ -53,6 +54,7 @@ class TwilioLeg:
         self.received: list[dict[str, Any]] = []
         self.first_media = asyncio.Event()
         self.marks_echoed = 0
+        self.frames_sent = 0  # caller audio frames, for counting what the bridge relayed
         self._hold_marks = hold_marks
         self._held: list[dict[str, Any]] = []
 
@@ -90,6 +92,7 @@ class TwilioLeg:
         with pytest.raises(ConnectionClosed):
             while True:
                 await self.socket.send(json.dumps({"event": "media", "media": {"payload": SILENCE_FRAME}}))
+                self.frames_sent += 1
                 await asyncio.sleep(0.02)
 
     async def _listen(self) -> None:
