@@ -285,7 +285,8 @@ class CallSession:
             duration_s=time.monotonic() - self._stream_started,
             greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms,
             interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped,
-            tool_outcomes=self.tool_outcomes)
+            tool_outcomes=self.tool_outcomes, model=self.agent.model if self.agent else "",
+            events_written=self.recorder.written)
         try:
             await asyncio.wait_for(asyncio.to_thread(calls.finalise_call, self.call_sid, outcome), DB_TIMEOUT_S)
         except Exception:

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, str] = {
     "BOOKINGS_TABLE": "voiceline-bookings",
     "IDEMPOTENCY_TABLE": "voiceline-idempotency",
     "API_KEYS_TABLE": "voiceline-api-keys",
+    "ROLLUPS_TABLE": "voiceline-rollups",
     # Development-only Twilio credentials: any client can sign requests the way Twilio does.
     "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
     "TWILIO_AUTH_TOKEN": "local-dev-auth-token",

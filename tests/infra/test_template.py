@@ -468,7 +468,8 @@ def test_tool_permissions_are_exactly_what_a_successful_run_uses(tool: str, dyna
 # configured; calls are read (history) and written (outbound calls); call events are only read.
 ADMIN_POLICIES = {("DynamoDBReadPolicy", "ApiKeysTable"), ("DynamoDBCrudPolicy", "AgentsTable"),
                   ("DynamoDBCrudPolicy", "PhoneNumbersTable"), ("DynamoDBReadPolicy", "CallsTable"),
-                  ("DynamoDBWritePolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable")}
+                  ("DynamoDBWritePolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable"),
+                  ("DynamoDBReadPolicy", "RollupsTable")}
 
 
 def test_the_admin_function_serves_the_app_under_api() -> None:
@@ -531,6 +532,18 @@ def test_admin_permissions_cover_every_call_its_routes_make_and_no_route_scans(
             if any((action, table) in recorded for action in SAM_DYNAMODB_ACTIONS[template])}
     assert used >= {("DynamoDBReadPolicy", "ApiKeysTable"), ("DynamoDBCrudPolicy", "AgentsTable"),
                     ("DynamoDBReadPolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable")}
+
+
+def test_the_analytics_function_reads_the_calls_stream_and_writes_only_rollups() -> None:
+    """Batch item failures reported, bounded retries, and no table but Rollups (write) in its policies."""
+    properties = FUNCTIONS["AnalyticsFunction"]
+    [event] = properties["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    assert event["Properties"]["Stream"] == {"Fn::GetAtt": ["CallsTable", "StreamArn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["MaximumRetryAttempts"] >= 0
+    assert RESOURCES["CallsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert granted_tables(properties["Policies"]) == {("DynamoDBWritePolicy", "RollupsTable")}
 
 
 def _references(node: Any) -> set[str]:

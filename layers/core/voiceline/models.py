@@ -131,6 +131,7 @@ class Call(Model):
 
     class Meta(_TableMeta):
         table_name = require("CALLS_TABLE")
+        stream_view_type = "NEW_AND_OLD_IMAGES"  # analytics counts each call on its change to ended
 
     call_sid = UnicodeAttribute(hash_key=True)
     tenant_id = UnicodeAttribute()
@@ -159,6 +160,7 @@ class Call(Model):
     variables = JSONAttribute(null=True)  # template variables given for an outbound call
     answered_by = UnicodeAttribute(null=True)  # Twilio AMD's verdict on an outbound call
     twilio_duration_s = NumberAttribute(null=True)
+    cost = JSONAttribute(null=True)  # voiceline.pricing.call_cost's breakdown, USD
 
     agent_index = CallsByAgent()
     tenant_index = CallsByTenant()
@@ -264,5 +266,20 @@ class ApiKey(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class Rollup(Model):
+    """Call aggregates for one scope and time bucket; voiceline.rollups owns the counters, written with ADD.
+
+    Also holds `applied#<stream sequence number>` markers (bucket "-") that expire, so a replayed stream
+    record is counted once.
+    """
+
+    class Meta(_TableMeta):
+        table_name = require("ROLLUPS_TABLE")
+
+    pk = UnicodeAttribute(hash_key=True)  # "<tenant>#<granularity>" or "<tenant>#agent#<agent>#<granularity>"
+    bucket = UnicodeAttribute(range_key=True)  # "2026-11-21" (day) or "2026-11-21T13" (hour), UTC
+    expires_at = NumberAttribute(null=True)  # markers only: epoch seconds, the table's TTL attribute
+
+
 ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent, TenantData, Booking, IdempotencyRecord,
-                                       ApiKey)
+                                       ApiKey, Rollup)
