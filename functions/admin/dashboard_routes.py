@@ -19,6 +19,7 @@ ASSET_TYPES = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "chart.umd.min.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",  # else the browser asks /favicon.ico, outside the API
 }
 """The only files served: a name not listed here is a 404, so no path reaches outside static/."""
 

@@ -16,6 +16,7 @@ ASSETS = {
     "/api/dashboard/assets/dashboard.js": "text/javascript; charset=utf-8",
     "/api/dashboard/assets/dashboard.css": "text/css; charset=utf-8",
     "/api/dashboard/assets/chart.umd.min.js": "text/javascript; charset=utf-8",
+    "/api/dashboard/assets/favicon.svg": "image/svg+xml",
 }
 
 
@@ -37,7 +38,7 @@ class PageParts(HTMLParser):
         if tag == "script":
             self._in_script = "src" not in attributes
             self.loaded.append(attributes.get("src") or "")
-        if tag == "link" and attributes.get("rel") == "stylesheet":
+        if tag == "link" and attributes.get("rel") in ("stylesheet", "icon"):
             self.loaded.append(attributes.get("href") or "")
         if tag == "canvas":
             self.canvases.append(attributes.get("id") or "")
