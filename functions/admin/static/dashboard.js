@@ -145,9 +145,11 @@
     draw("chart-end-reasons", "doughnut", reasons,
       [{ label: "Calls", data: reasons.map((reason) => totals.end_reasons[reason]) }]);
     const tools = Object.keys(totals.tools).sort();
+    const tool = (name) => totals.tools[name];
     draw("chart-tools", "bar", tools, [
-      { label: "Succeeded", data: tools.map((tool) => totals.tools[tool].calls - totals.tools[tool].errors) },
-      { label: "Failed", data: tools.map((tool) => totals.tools[tool].errors) },
+      { label: "Succeeded", data: tools.map((name) => tool(name).calls - tool(name).errors - tool(name).declined) },
+      { label: "Declined", data: tools.map((name) => tool(name).declined) }, // answered with a refusal
+      { label: "Failed", data: tools.map((name) => tool(name).errors) },
     ], stacked);
     draw("chart-cost", "bar", buckets, [{ label: "Cost (USD)", data: series.map((point) => point.cost_usd) }],
       fromZero);
