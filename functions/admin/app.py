@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 import agents_routes
+import analytics_routes
 import calls_routes
 import dashboard_routes
 import numbers_routes
@@ -27,6 +28,7 @@ app = FastAPI(
     openapi_url="/api/openapi.json",
 )
 app.include_router(agents_routes.router)
+app.include_router(analytics_routes.router)
 app.include_router(calls_routes.router)
 app.include_router(dashboard_routes.router)
 app.include_router(numbers_routes.router)
