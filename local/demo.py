@@ -19,6 +19,7 @@ from voiceline.stats import percentile
 OUT_DIR = ROOT / "out"
 CALLER_NUMBER = "+15551234567"
 FINALISE_TIMEOUT_S = 15.0
+CALL_SUMMARY_TIMEOUT_S = 20.0  # the stream poller's round, the function, the text model
 SHOWN_CHARS = 100  # of a tool's arguments or output in the live transcript
 
 
@@ -112,6 +113,7 @@ async def run_demo(stack: LocalStack) -> int:
     follower.cancel()
     await transcript.print_new_events()
     _print_summary(report, record, transcript)
+    await _print_call_summary(records, report.call_sid)
     return 0 if report.outcome == "completed" and record is not None else 1
 
 
@@ -124,6 +126,28 @@ async def _finalised_call(records: CallRecords, call_sid: str) -> dict[str, Any]
             return record
         await asyncio.sleep(0.2)
     return None
+
+
+async def _print_call_summary(records: CallRecords, call_sid: str) -> None:
+    """The post-call summary, once the Calls stream has carried the ended call to functions/call_summary."""
+    deadline = time.monotonic() + CALL_SUMMARY_TIMEOUT_S
+    while True:
+        record = await asyncio.to_thread(records.call, call_sid)
+        if record and record.get("summary"):
+            break
+        if time.monotonic() > deadline:
+            print(f"  post-call summary: none within {CALL_SUMMARY_TIMEOUT_S:.0f} s (see the stream_poller and "
+                  "gateway logs)")
+            return
+        await asyncio.sleep(0.3)
+    summary = json.loads(record["summary"])
+    # Never pass the stand-in's text off as a model's.
+    label = ("by the scripted stand-in: rules over the transcript, not a model"
+             if summary.get("source") == "scripted stand-in" else f"by {summary.get('model')}")
+    print(f"  post-call summary ({label}):")
+    print(f"    {summary.get('summary')}")
+    print(f"    intent: {summary.get('intent')}; outcome: {summary.get('outcome')}")
+    print(f"    fields: {_compact(summary.get('fields'))}")
 
 
 def _print_tool_summary(transcript: LiveTranscript) -> None:

@@ -12,6 +12,7 @@ GATEWAY_PORT = 3000
 BRIDGE_PORT = 8080
 MODEL_PORT = 8090
 TWILIO_REST_PORT = 3001
+TEXT_MODEL_PORT = 8091  # the scripted stand-in for the post-call summary's text model
 
 DEFAULTS: dict[str, str] = {
     "AWS_REGION": "us-east-1",

@@ -22,6 +22,7 @@ from local.environment import (
     DYNAMODB_PORT,
     GATEWAY_PORT,
     MODEL_PORT,
+    TEXT_MODEL_PORT,
     TWILIO_REST_PORT,
     local_environment,
 )
@@ -44,11 +45,12 @@ class StackPorts:
     bridge: int = BRIDGE_PORT
     model: int = MODEL_PORT
     twilio_rest: int = TWILIO_REST_PORT
+    text_model: int = TEXT_MODEL_PORT
 
     @classmethod
     def free(cls) -> StackPorts:
         """Ports nobody is using, so tests can run beside a `make dev`."""
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 @dataclass
@@ -77,6 +79,10 @@ class LocalStack:
         return f"http://127.0.0.1:{self.ports.model}"
 
     @property
+    def text_model_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.text_model}"
+
+    @property
     def dynamodb_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.dynamodb}"
 
@@ -96,6 +102,7 @@ class LocalStack:
         if self.uses_scripted_model:
             overrides["OPENAI_REALTIME_URL"] = f"ws://127.0.0.1:{self.ports.model}/v1/realtime"
             overrides["OPENAI_API_KEY"] = "local-scripted-model"
+            overrides["OPENAI_API_BASE"] = self.text_model_url  # post-call summaries: local/scripted_text_model.py
         return local_environment({**overrides, **self.extra_env})
 
     def start(self) -> LocalStack:
@@ -109,6 +116,8 @@ class LocalStack:
             if self.uses_scripted_model:
                 self._spawn("model", [python, "-m", "local.scripted_model", "--host", "127.0.0.1",
                                       "--port", str(self.ports.model), "--conversation", str(self.conversation)])
+                self._spawn("text_model", [python, "-m", "local.scripted_text_model", "--port",
+                                           str(self.ports.text_model)])
             self._spawn("gateway", [python, "-m", "local.gateway", "--port", str(self.ports.gateway)])
             self._spawn("twilio_rest", [python, "-m", "local.twilio_rest", "--port", str(self.ports.twilio_rest)])
             self._spawn("bridge", [python, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
@@ -116,6 +125,7 @@ class LocalStack:
                                    "--ws-max-size", str(1024 * 1024)])
             if self.uses_scripted_model:
                 self._wait_ready("model", f"{self.model_url}/health")
+                self._wait_ready("text_model", f"{self.text_model_url}/health")
             self._wait_ready("bridge", f"{self.bridge_url}/health")
             self._wait_listening("gateway", self.ports.gateway)
             self._wait_listening("twilio_rest", self.ports.twilio_rest)

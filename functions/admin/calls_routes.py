@@ -78,6 +78,9 @@ class CallDetail(CallSummary):
     variables: dict[str, Any] | None = None
     cost: dict[str, Any] | None = Field(None, description="voiceline.pricing's breakdown, USD: openai (by modality), "
                                                           "twilio, aws (estimate), total, prices_version.")
+    summary: dict[str, Any] | None = Field(
+        None, description="The post-call summary once written: summary, intent, outcome, fields (the agent's "
+                          "summary_schema), model, source (\"openai\" or \"scripted stand-in\"), created_at.")
     events: list[CallEventOut]
 
 

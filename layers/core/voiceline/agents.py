@@ -40,7 +40,7 @@ def get_agent(agent_id: str, consistent_read: bool = False) -> Agent | None:
 SETTINGS = ("name", "business_name", "language", "timezone", "template_variables", "instructions", "greeting",
             "voice", "speed", "model", "turn_detection", "noise_reduction", "transcription_model",
             "transcription_language", "tools", "transfer_number", "max_duration_s", "silence_timeout_s", "enabled",
-            "wait_for_callee", "answering_machine", "voicemail_message")
+            "wait_for_callee", "answering_machine", "voicemail_message", "summary_schema")
 
 
 class AgentNotFound(LookupError):

@@ -75,6 +75,8 @@ class Agent(Model):
     wait_for_callee = BooleanAttribute(default=False)
     answering_machine = UnicodeAttribute(default="off")
     voicemail_message = UnicodeAttribute(null=True)
+    # The structured fields a post-call summary fills in: a strict JSON Schema (voiceline.summary_schema).
+    summary_schema = JSONAttribute(null=True)
     version = NumberAttribute(default=1)
     updated_at = UTCDateTimeAttribute(null=True)
 
@@ -160,6 +162,7 @@ class Call(Model):
     variables = JSONAttribute(null=True)  # template variables given for an outbound call
     answered_by = UnicodeAttribute(null=True)  # Twilio AMD's verdict on an outbound call
     twilio_duration_s = NumberAttribute(null=True)
+    summary = JSONAttribute(null=True)  # voiceline.call_summary's answer: summary, intent, outcome, fields, source
     cost = JSONAttribute(null=True)  # voiceline.pricing.call_cost's breakdown, USD
 
     agent_index = CallsByAgent()
