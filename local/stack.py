@@ -129,6 +129,8 @@ class LocalStack:
             self._wait_ready("bridge", f"{self.bridge_url}/health")
             self._wait_listening("gateway", self.ports.gateway)
             self._wait_listening("twilio_rest", self.ports.twilio_rest)
+            # Lambda's DynamoDB stream event sources, invoking through the gateway once it listens.
+            self._spawn("stream_poller", [python, "-m", "local.stream_poller"])
         except BaseException:
             self.stop()
             raise
@@ -198,7 +200,7 @@ def main() -> None:
         print(f"bridge   {stack.bridge_url}  (WS /media-stream, GET /health, GET /calls)")
         print(f"admin    {stack.gateway_url}/api/docs  (API keys: make admin-key TENANT=tenant-demo)")
         print(f"model    {model}")
-        print(f"dynamodb {stack.dynamodb_url}  (moto)")
+        print(f"dynamodb {stack.dynamodb_url}  (moto; table streams feed the template's DynamoDB event functions)")
         print(f"twilio   {stack.twilio_api_url}  (Twilio REST stand-in: numbers, outbound calls, hang-up, transfer)")
         print(f"logs     {stack.log_dir}")
         print("place a call: python -m local.call_simulator --gateway", stack.gateway_url,

@@ -159,3 +159,11 @@ def test_histogram_percentiles_are_the_bucket_of_the_exact_percentile() -> None:
                          rollups.LATENCY_BOUNDS_MS[-1])
             assert rollups.histogram_percentile(counts, fraction) == upper
     assert rollups.histogram_percentile({}, 0.5) is None
+
+
+def test_the_same_sequence_number_on_two_calls_counts_both(stream: CallsStream) -> None:
+    """Moto's local stream can give two items' records one sequence number; the marker is per call as well."""
+    for call_sid in ("CA" + "7" * 32, "CA" + "8" * 32):
+        place_call(call_sid)
+        assert rollups.apply_call("1100000000000000000001", Call.get(call_sid))
+    assert day_totals().counters["calls"] == 2

@@ -134,6 +134,7 @@ class Call(Model):
     class Meta(_TableMeta):
         table_name = require("CALLS_TABLE")
         stream_view_type = "NEW_AND_OLD_IMAGES"  # analytics counts each call on its change to ended
+        stream_view_type = "NEW_AND_OLD_IMAGES"  # analytics counts each call on its change to ended
 
     call_sid = UnicodeAttribute(hash_key=True)
     tenant_id = UnicodeAttribute()
@@ -162,6 +163,7 @@ class Call(Model):
     variables = JSONAttribute(null=True)  # template variables given for an outbound call
     answered_by = UnicodeAttribute(null=True)  # Twilio AMD's verdict on an outbound call
     twilio_duration_s = NumberAttribute(null=True)
+    cost = JSONAttribute(null=True)  # voiceline.pricing.call_cost's breakdown, USD
     summary = JSONAttribute(null=True)  # voiceline.call_summary's answer: summary, intent, outcome, fields, source
     cost = JSONAttribute(null=True)  # voiceline.pricing.call_cost's breakdown, USD
 
@@ -272,8 +274,8 @@ class ApiKey(Model):
 class Rollup(Model):
     """Call aggregates for one scope and time bucket; voiceline.rollups owns the counters, written with ADD.
 
-    Also holds `applied#<stream sequence number>` markers (bucket "-") that expire, so a replayed stream
-    record is counted once.
+    Also holds `applied#<call sid>#<stream sequence number>` markers (bucket "-") that expire, so a replayed
+    stream record is counted once.
     """
 
     class Meta(_TableMeta):

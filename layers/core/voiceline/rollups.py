@@ -118,7 +118,9 @@ def apply_call(sequence_number: str, call: Call, now: float | None = None) -> bo
     expires = int((now or time.time()) + MARKER_TTL_S)
     items: list[dict[str, Any]] = [{"Put": {
         "TableName": table,
-        "Item": {"pk": {"S": f"applied#{sequence_number}"}, "bucket": {"S": "-"}, "expires_at": _number(expires)},
+        # With the call's key: a sequence number orders one item's changes, and moto's is not unique across items.
+        "Item": {"pk": {"S": f"applied#{call.call_sid}#{sequence_number}"}, "bucket": {"S": "-"},
+                 "expires_at": _number(expires)},
         "ConditionExpression": "attribute_not_exists(pk)"}}]
     for agent_id in (None, call.agent_id):
         for granularity in BUCKET_FORMATS:
