@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from local.admin_key import issue_key_in
 from local.call_records import CallRecords
 from local.call_simulator import CallConfig, CallReport, place_call
 from local.call_simulator.sids import new_sid
-from local.seed import DEMO_NUMBER
+from local.dashboard_browser import INSTALL_HINT, api_client, chromium_path, rollups_caught_up, save_screenshot
+from local.seed import DEMO_NUMBER, DEMO_TENANT
 from local.stack import ROOT, LocalStack, StackPorts
 from voiceline.stats import percentile
 
@@ -114,7 +116,26 @@ async def run_demo(stack: LocalStack) -> int:
     await transcript.print_new_events()
     _print_summary(report, record, transcript)
     await _print_call_summary(records, report.call_sid)
-    return 0 if report.outcome == "completed" and record is not None else 1
+    screenshot_ok = await dashboard_screenshot(stack)
+    return 0 if report.outcome == "completed" and record is not None and screenshot_ok else 1
+
+
+async def dashboard_screenshot(stack: LocalStack) -> bool:
+    """out/dashboard.png, beside the WAV, once the rollups count the call. Without Chromium the demo goes on."""
+    path = OUT_DIR / "dashboard.png"
+    if chromium_path() is None:
+        print(f"  dashboard screenshot: not taken, Chromium is not installed ({INSTALL_HINT})")
+        return True
+    try:
+        key = await asyncio.to_thread(issue_key_in, stack.environment(), DEMO_TENANT, "demo dashboard")
+        async with api_client(stack.gateway_url, key) as api:
+            await rollups_caught_up(api, calls=1)
+        await save_screenshot(stack.gateway_url, key, path)
+    except Exception as error:  # whatever broke, the call's own report above stands
+        print(f"  dashboard screenshot FAILED: {type(error).__name__}: {error}")
+        return False
+    print(f"  dashboard (calls, minutes, latency, end reasons, tools, cost): {path.resolve()}")
+    return True
 
 
 async def _finalised_call(records: CallRecords, call_sid: str) -> dict[str, Any] | None:
@@ -182,8 +203,21 @@ def _print_summary(report: CallReport, record: dict[str, Any] | None, transcript
           + (f" (the agent's {agent_reasons})" if agent_reasons else ""))
     print(f"  tokens: {usage.get('input_tokens', 0)} in, {usage.get('output_tokens', 0)} out "
           f"(from response.done usage)")
+    _print_cost(json.loads(record["cost"]) if record.get("cost") else None)
     if report.wav_path:
         print(f"  WAV of both legs (left caller, right agent): {Path(report.wav_path).resolve()}")
+
+
+def _print_cost(cost: dict[str, Any] | None) -> None:
+    """The Call's cost breakdown (voiceline.pricing): each part's total and its biggest items."""
+    if cost is None:
+        print("  cost: not on the Call record")
+        return
+    print(f"  cost: ${cost['total']:.4f} (USD estimate, prices {cost['prices_version']}, model {cost['model']})")
+    for part in ("openai", "twilio", "aws"):
+        items = ", ".join(f"{name.replace('_', ' ')} ${value:.4f}" for name, value in cost[part].items()
+                          if name != "total" and value)
+        print(f"    {part:<7}${cost[part]['total']:.4f}" + (f"  ({items})" if items else ""))
 
 
 def main() -> None:

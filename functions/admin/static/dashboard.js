@@ -132,9 +132,12 @@
   function drawAnalytics(analytics) {
     const { series, totals } = analytics;
     const buckets = series.map((point) => point.bucket);
-    const stacked = { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } };
+    const counts = { beginAtZero: true, ticks: { precision: 0 } }; // no "0.5 calls" on an axis
+    const stacked = { scales: { x: { stacked: true }, y: { stacked: true, ...counts } } };
     const fromZero = { scales: { y: { beginAtZero: true } } };
-    draw("chart-calls", "bar", buckets, [{ label: "Calls", data: series.map((point) => point.calls) }], fromZero);
+    const colored = (color) => ({ backgroundColor: color, borderColor: color });
+    draw("chart-calls", "bar", buckets, [{ label: "Calls", data: series.map((point) => point.calls) }],
+      { scales: { y: counts } });
     draw("chart-minutes", "bar", buckets, [{ label: "Minutes", data: series.map((point) => point.minutes) }],
       fromZero);
     draw("chart-latency", "line", buckets, [
@@ -147,9 +150,10 @@
     const tools = Object.keys(totals.tools).sort();
     const tool = (name) => totals.tools[name];
     draw("chart-tools", "bar", tools, [
-      { label: "Succeeded", data: tools.map((name) => tool(name).calls - tool(name).errors - tool(name).declined) },
-      { label: "Declined", data: tools.map((name) => tool(name).declined) }, // answered with a refusal
-      { label: "Failed", data: tools.map((name) => tool(name).errors) },
+      { label: "Succeeded", data: tools.map((name) => tool(name).calls - tool(name).errors - tool(name).declined),
+        ...colored("#16a34a") },
+      { label: "Declined", data: tools.map((name) => tool(name).declined), ...colored("#ca8a04") }, // a refusal
+      { label: "Failed", data: tools.map((name) => tool(name).errors), ...colored("#dc2626") },
     ], stacked);
     draw("chart-cost", "bar", buckets, [{ label: "Cost (USD)", data: series.map((point) => point.cost_usd) }],
       fromZero);
