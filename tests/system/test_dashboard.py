@@ -18,6 +18,7 @@ from local.call_records import CallRecords
 from local.call_simulator import place_call
 from local.dashboard_browser import (
     INSTALL_HINT,
+    READY_TIMEOUT_MS,
     DashboardError,
     api_client,
     chromium_path,
@@ -27,7 +28,7 @@ from local.dashboard_browser import (
     rollups_caught_up,
     settled,
 )
-from local.seed import DEMO_TENANT
+from local.seed import DEMO_AGENT, DEMO_TENANT
 from local.stack import LocalStack
 from tests.system.conftest import call_config, finalised
 
@@ -80,6 +81,23 @@ def charts_of(analytics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+async def drawn_as_the_api_says(page: Any, api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the page drew, checked chart by chart against the API's answer to the page's own query."""
+    shown = await drawn(page)
+    expected = await analytics(api, shown["query"])
+    assert {chart_id: {key: chart[key] for key in ("type", "labels", "datasets")}
+            for chart_id, chart in shown["charts"].items()} == charts_of(expected)
+    assert all(chart["canvas"] == chart_id for chart_id, chart in shown["charts"].items())
+    return shown, expected
+
+
+async def redrawn(page: Any, condition: str, arg: str) -> None:
+    """Wait until the page's query meets `condition` (JS over `query` and `arg`), then until it has drawn it."""
+    await page.wait_for_function(f"(arg) => {{ const query = window.voicelineDashboard.query; return {condition}; }}",
+                                 arg=arg, timeout=READY_TIMEOUT_MS)
+    await settled(page)
+
+
 async def test_the_charts_hold_the_apis_numbers_and_a_transcript_opens(
         stack: LocalStack, api: httpx.AsyncClient, dashboard_key: str, records: CallRecords, tmp_path: Path) -> None:
     before = (await analytics(api, last_days()))["totals"]["calls"]
@@ -93,22 +111,26 @@ async def test_the_charts_hold_the_apis_numbers_and_a_transcript_opens(
     await rollups_caught_up(api, before + CALLS)
 
     async with open_dashboard(stack.gateway_url, dashboard_key) as dashboard:
-        page = await drawn(dashboard.page)
-        expected = await analytics(api, page["query"])
-
-        charts = {chart_id: {key: chart[key] for key in ("type", "labels", "datasets")}
-                  for chart_id, chart in page["charts"].items()}
-        assert charts == charts_of(expected)
-        assert all(chart["canvas"] == chart_id for chart_id, chart in page["charts"].items())
+        page, expected = await drawn_as_the_api_says(dashboard.page, api)
         totals = expected["totals"]
         assert totals["calls"] >= before + CALLS
-        assert sum(charts["chart-calls"]["datasets"][0]["data"]) == totals["calls"]
-        assert {"agent_hung_up"} <= set(charts["chart-end-reasons"]["labels"])
-        assert {"get_pricing", "book_appointment"} <= set(charts["chart-tools"]["labels"])
+        assert sum(page["charts"]["chart-calls"]["datasets"][0]["data"]) == totals["calls"]
+        assert {"agent_hung_up"} <= set(page["charts"]["chart-end-reasons"]["labels"])
+        assert {"get_pricing", "book_appointment"} <= set(page["charts"]["chart-tools"]["labels"])
         assert page["figures"]["calls"] == str(totals["calls"])
         newest = (await api.get("/api/calls", params={"from": page["query"]["from"], "limit": 20})).json()["calls"]
         assert page["calls"] == [call["call_sid"] for call in newest]
         assert set(placed) <= set(page["calls"])
+
+        # The range and the agent filter redraw from the API's answer for the new query.
+        await dashboard.page.select_option("#range", "30")
+        await redrawn(dashboard.page, "query.from === arg", last_days(30)["from"][:10] + "T00:00:00.000Z")
+        page, expected = await drawn_as_the_api_says(dashboard.page, api)
+        assert len(page["charts"]["chart-calls"]["labels"]) == 30
+        await dashboard.page.select_option("#agent", DEMO_AGENT)
+        await redrawn(dashboard.page, "query.agent === arg", DEMO_AGENT)
+        page, expected = await drawn_as_the_api_says(dashboard.page, api)
+        assert expected["agent_id"] == DEMO_AGENT and expected["totals"]["calls"] >= CALLS
 
         # One of the calls, opened from its row.
         call_sid = placed[0]
