@@ -199,6 +199,7 @@ def main() -> None:
         print(f"gateway  {stack.gateway_url}  (POST /twilio/voice, /twilio/status)")
         print(f"bridge   {stack.bridge_url}  (WS /media-stream, GET /health, GET /calls)")
         print(f"admin    {stack.gateway_url}/api/docs  (API keys: make admin-key TENANT=tenant-demo)")
+        print(f"dashboard {stack.gateway_url}/api/dashboard  (enter an admin API key)")
         print(f"model    {model}")
         print(f"dynamodb {stack.dynamodb_url}  (moto; table streams feed the template's DynamoDB event functions)")
         print(f"twilio   {stack.twilio_api_url}  (Twilio REST stand-in: numbers, outbound calls, hang-up, transfer)")
