@@ -204,6 +204,7 @@ def _print_summary(report: CallReport, record: dict[str, Any] | None, transcript
     print(f"  tokens: {usage.get('input_tokens', 0)} in, {usage.get('output_tokens', 0)} out "
           f"(from response.done usage)")
     _print_cost(json.loads(record["cost"]) if record.get("cost") else None)
+    _print_cost(json.loads(record["cost"]) if record.get("cost") else None)
     if report.wav_path:
         print(f"  WAV of both legs (left caller, right agent): {Path(report.wav_path).resolve()}")
 
@@ -218,6 +219,23 @@ def _print_cost(cost: dict[str, Any] | None) -> None:
         items = ", ".join(f"{name.replace('_', ' ')} ${value:.4f}" for name, value in cost[part].items()
                           if name != "total" and value)
         print(f"    {part:<7}${cost[part]['total']:.4f}" + (f"  ({items})" if items else ""))
+
+
+def _usd(value: float) -> str:
+    """Four decimals, or six for the AWS share's fractions of a cent."""
+    return f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.6f}"
+
+
+def _print_cost(cost: dict[str, Any] | None) -> None:
+    """The Call's cost breakdown (voiceline.pricing): each part's total and its items."""
+    if cost is None:
+        print("  cost: not on the Call record")
+        return
+    print(f"  cost: {_usd(cost['total'])} (USD estimate, prices {cost['prices_version']}, model {cost['model']})")
+    for part in ("openai", "twilio", "aws"):
+        items = ", ".join(f"{name.replace('_', ' ')} {_usd(value)}" for name, value in cost[part].items()
+                          if name != "total" and value)
+        print(f"    {part:<7}{_usd(cost[part]['total'])}" + (f"  ({items})" if items else ""))
 
 
 def main() -> None:
