@@ -204,21 +204,8 @@ def _print_summary(report: CallReport, record: dict[str, Any] | None, transcript
     print(f"  tokens: {usage.get('input_tokens', 0)} in, {usage.get('output_tokens', 0)} out "
           f"(from response.done usage)")
     _print_cost(json.loads(record["cost"]) if record.get("cost") else None)
-    _print_cost(json.loads(record["cost"]) if record.get("cost") else None)
     if report.wav_path:
         print(f"  WAV of both legs (left caller, right agent): {Path(report.wav_path).resolve()}")
-
-
-def _print_cost(cost: dict[str, Any] | None) -> None:
-    """The Call's cost breakdown (voiceline.pricing): each part's total and its biggest items."""
-    if cost is None:
-        print("  cost: not on the Call record")
-        return
-    print(f"  cost: ${cost['total']:.4f} (USD estimate, prices {cost['prices_version']}, model {cost['model']})")
-    for part in ("openai", "twilio", "aws"):
-        items = ", ".join(f"{name.replace('_', ' ')} ${value:.4f}" for name, value in cost[part].items()
-                          if name != "total" and value)
-        print(f"    {part:<7}${cost[part]['total']:.4f}" + (f"  ({items})" if items else ""))
 
 
 def _usd(value: float) -> str:

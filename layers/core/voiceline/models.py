@@ -134,7 +134,6 @@ class Call(Model):
     class Meta(_TableMeta):
         table_name = require("CALLS_TABLE")
         stream_view_type = "NEW_AND_OLD_IMAGES"  # analytics counts each call on its change to ended
-        stream_view_type = "NEW_AND_OLD_IMAGES"  # analytics counts each call on its change to ended
 
     call_sid = UnicodeAttribute(hash_key=True)
     tenant_id = UnicodeAttribute()
@@ -163,7 +162,6 @@ class Call(Model):
     variables = JSONAttribute(null=True)  # template variables given for an outbound call
     answered_by = UnicodeAttribute(null=True)  # Twilio AMD's verdict on an outbound call
     twilio_duration_s = NumberAttribute(null=True)
-    cost = JSONAttribute(null=True)  # voiceline.pricing.call_cost's breakdown, USD
     summary = JSONAttribute(null=True)  # voiceline.call_summary's answer: summary, intent, outcome, fields, source
     cost = JSONAttribute(null=True)  # voiceline.pricing.call_cost's breakdown, USD
 
