@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SAM := .tools/sam/bin/sam
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: venv demo test dev lint deploy bench cost-report admin-key clean
+.PHONY: venv chromium demo test dev lint deploy bench cost-report admin-key clean
 
 $(VENV)/.installed: requirements-dev.txt bridge/requirements.txt layers/core/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -18,10 +18,17 @@ $(VENV)/.installed: requirements-dev.txt bridge/requirements.txt layers/core/pyp
 
 venv: $(VENV)/.installed
 
+# Debian's Chromium, for the dashboard's browser test and make demo's screenshot (Playwright drives it and never
+# downloads a browser of its own). Installed when missing, through sudo unless we are root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
 demo: venv
 	$(PY) -m local.demo
 
-test: venv
+test: venv chromium
 	$(PY) -m pytest
 
 dev: venv

@@ -369,7 +369,8 @@ class CallSession:
             duration_s=time.monotonic() - self._stream_started,
             greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms,
             interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped,
-            tool_outcomes=self.tool_outcomes)
+            tool_outcomes=self.tool_outcomes, model=self.agent.model if self.agent else "",
+            events_written=self.recorder.written)
         if not await retry_until(time.monotonic() + FINALISE_DEADLINE_S, lambda: self._finalise(outcome),
                                  Backoff(FINALISE_BACKOFF_BASE_S, FINALISE_BACKOFF_CAP_S)):
             logger.error("gave up finalising the call record", call_sid=self.call_sid, end_reason=reason)

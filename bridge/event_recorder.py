@@ -63,6 +63,11 @@ class CallEventRecorder:
         at_ms = int((time.monotonic() - self._started) * 1000)
         self._pending.append(NewEvent(kind=kind, at_ms=at_ms, role=role, text=text, data=data))
 
+    @property
+    def written(self) -> int:
+        """Events stored so far: each costs a DynamoDB write in the call's price."""
+        return self._next_seq - 1
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_periodically(), name=f"events-{self.call_sid}")
 

@@ -16,6 +16,8 @@ Each section measures one thing and prints one table; main() runs them in order.
   OpenAI connection and with a pool of two, on loopback and with a simulated connect time (local/bench_greeting.py).
 - Load: N concurrent calls through a real bridge process and the scripted model's load mode
   (local/load_bench/): relay latency each way, frames lost, the bridge's CPU and memory.
+- Analytics: 500 synthetic Calls changed to ended on the local stack; how long until the stream poller and the
+  rollup Lambda have counted them all (records per second), then /api/analytics over 30 days by day.
 """
 
 from __future__ import annotations
@@ -249,7 +251,6 @@ def greeting_latency(args: argparse.Namespace) -> Section:
                         "the network and TLS to OpenAI; with a pool, a call's session.update goes out at once.")
 
 
-
 def load_calls(args: argparse.Namespace) -> Section:
     from local.load_bench import report
     from local.load_bench.run import LoadBench
@@ -262,7 +263,73 @@ def load_calls(args: argparse.Namespace) -> Section:
                    report.COLUMNS, [report.row(run) for run in runs], note=report.note(runs, pinned))
 
 
-SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests, greeting_latency, load_calls]
+ROLLUP_CALLS = 500
+ROLLUP_DAYS = 30
+ROLLUP_TIMEOUT_S = 600
+
+
+def analytics(args: argparse.Namespace) -> Section:
+    """Rollup throughput (Calls stream → poller → AnalyticsFunction) and /api/analytics over 30 days by day."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime, timedelta
+
+    with LocalStack(ports=StackPorts.free()) as stack:
+        os.environ.update(stack.environment())  # the writes below go to the stack's DynamoDB
+        from voiceline import api_keys
+        from voiceline.models import ALL_MODELS, Call
+
+        for model in ALL_MODELS:
+            model._connection = None
+        key = api_keys.issue_key("tenant-bench-analytics", "bench").key
+        first = datetime(2030, 1, 1, tzinfo=UTC)
+        sids = [f"CA{number:032d}" for number in range(ROLLUP_CALLS)]
+        with Call.batch_write() as batch:
+            for number, sid in enumerate(sids):
+                batch.save(Call(sid, tenant_id="tenant-bench-analytics", agent_id="agent-bench",
+                                from_number="+15551234567", to_number="+15550100", status="in_progress",
+                                started_at=first + timedelta(days=ROLLUP_DAYS) * number / ROLLUP_CALLS))
+
+        def finish(sid: str) -> None:  # what finalise_call changes, with typical figures
+            Call(sid).update(actions=[
+                Call.status.set("ended"), Call.end_reason.set("agent_hung_up"), Call.duration_s.set(95.5),
+                Call.interruptions.set(1), Call.turn_latencies_ms.set([420.0, 610.0, 880.0, 1250.0]),
+                Call.greeting_latency_ms.set(700.0), Call.cost.set({"total": 0.0871}),
+                Call.tools.set({"get_pricing": {"calls": 1, "declined": 0, "failed": 0},
+                                "book_appointment": {"calls": 1, "declined": 0, "failed": 0}})])
+
+        window = {"from": first.isoformat(), "to": (first + timedelta(days=ROLLUP_DAYS)).isoformat()}
+        with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=30) as client:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(finish, sids))
+            written_s = time.perf_counter() - started
+            deadline = started + ROLLUP_TIMEOUT_S
+            while _analytics_calls(client, window) < ROLLUP_CALLS:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"rollups incomplete after {ROLLUP_TIMEOUT_S} s; see {stack.log_dir}")
+                time.sleep(0.2)
+            rolled_s = time.perf_counter() - started
+            times = [_timed(client, "/api/analytics", window) for _ in range(args.samples * 10)]
+    rows: list[tuple[object, ...]] = [
+        (f"rollups: {ROLLUP_CALLS} calls ended → counted", f"{rolled_s:.1f} s", f"{ROLLUP_CALLS / rolled_s:.0f}/s"),
+        (f"GET /api/analytics, {ROLLUP_DAYS} days by day, p50", f"{percentile(times, 0.5):.1f} ms",
+         f"p95 {percentile(times, 0.95):.1f} ms")]
+    return Section("Analytics on the local stack", ("measure", "time", "rate / p95"), rows,
+                   note=f"The {ROLLUP_CALLS} UpdateItems took {written_s:.1f} s of that (8 writers); the stream poller "
+                        "reads moto's stream and invokes the function through the gateway, batches of up to 100. "
+                        "The post-call summary function reads the same stream and shares the CPU.")
+
+
+def _analytics_calls(client: httpx.Client, window: dict[str, str]) -> int:
+    response = client.get("/api/analytics", params=window)
+    if response.status_code != 200:
+        raise RuntimeError(f"GET /api/analytics answered {response.status_code}: {response.text}")
+    return int(response.json()["totals"]["calls"])
+
+
+SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests, greeting_latency, load_calls,
+                           analytics]
 
 
 def render(section: Section) -> str:

@@ -9,16 +9,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from local.admin_key import issue_key_in
 from local.call_records import CallRecords
 from local.call_simulator import CallConfig, CallReport, place_call
 from local.call_simulator.sids import new_sid
-from local.seed import DEMO_NUMBER
+from local.dashboard_browser import INSTALL_HINT, api_client, chromium_path, rollups_caught_up, save_screenshot
+from local.seed import DEMO_NUMBER, DEMO_TENANT
 from local.stack import ROOT, LocalStack, StackPorts
 from voiceline.stats import percentile
 
 OUT_DIR = ROOT / "out"
 CALLER_NUMBER = "+15551234567"
 FINALISE_TIMEOUT_S = 15.0
+CALL_SUMMARY_TIMEOUT_S = 20.0  # the stream poller's round, the function, the text model
 SHOWN_CHARS = 100  # of a tool's arguments or output in the live transcript
 
 
@@ -112,7 +115,27 @@ async def run_demo(stack: LocalStack) -> int:
     follower.cancel()
     await transcript.print_new_events()
     _print_summary(report, record, transcript)
-    return 0 if report.outcome == "completed" and record is not None else 1
+    await _print_call_summary(records, report.call_sid)
+    screenshot_ok = await dashboard_screenshot(stack)
+    return 0 if report.outcome == "completed" and record is not None and screenshot_ok else 1
+
+
+async def dashboard_screenshot(stack: LocalStack) -> bool:
+    """out/dashboard.png, beside the WAV, once the rollups count the call. Without Chromium the demo goes on."""
+    path = OUT_DIR / "dashboard.png"
+    if chromium_path() is None:
+        print(f"  dashboard screenshot: not taken, Chromium is not installed ({INSTALL_HINT})")
+        return True
+    try:
+        key = await asyncio.to_thread(issue_key_in, stack.environment(), DEMO_TENANT, "demo dashboard")
+        async with api_client(stack.gateway_url, key) as api:
+            await rollups_caught_up(api, calls=1)
+        await save_screenshot(stack.gateway_url, key, path)
+    except Exception as error:  # whatever broke, the call's own report above stands
+        print(f"  dashboard screenshot FAILED: {type(error).__name__}: {error}")
+        return False
+    print(f"  dashboard (calls, minutes, latency, end reasons, tools, cost): {path.resolve()}")
+    return True
 
 
 async def _finalised_call(records: CallRecords, call_sid: str) -> dict[str, Any] | None:
@@ -124,6 +147,28 @@ async def _finalised_call(records: CallRecords, call_sid: str) -> dict[str, Any]
             return record
         await asyncio.sleep(0.2)
     return None
+
+
+async def _print_call_summary(records: CallRecords, call_sid: str) -> None:
+    """The post-call summary, once the Calls stream has carried the ended call to functions/call_summary."""
+    deadline = time.monotonic() + CALL_SUMMARY_TIMEOUT_S
+    while True:
+        record = await asyncio.to_thread(records.call, call_sid)
+        if record and record.get("summary"):
+            break
+        if time.monotonic() > deadline:
+            print(f"  post-call summary: none within {CALL_SUMMARY_TIMEOUT_S:.0f} s (see the stream_poller and "
+                  "gateway logs)")
+            return
+        await asyncio.sleep(0.3)
+    summary = json.loads(record["summary"])
+    # Never pass the stand-in's text off as a model's.
+    label = ("by the scripted stand-in: rules over the transcript, not a model"
+             if summary.get("source") == "scripted stand-in" else f"by {summary.get('model')}")
+    print(f"  post-call summary ({label}):")
+    print(f"    {summary.get('summary')}")
+    print(f"    intent: {summary.get('intent')}; outcome: {summary.get('outcome')}")
+    print(f"    fields: {_compact(summary.get('fields'))}")
 
 
 def _print_tool_summary(transcript: LiveTranscript) -> None:
@@ -158,8 +203,26 @@ def _print_summary(report: CallReport, record: dict[str, Any] | None, transcript
           + (f" (the agent's {agent_reasons})" if agent_reasons else ""))
     print(f"  tokens: {usage.get('input_tokens', 0)} in, {usage.get('output_tokens', 0)} out "
           f"(from response.done usage)")
+    _print_cost(json.loads(record["cost"]) if record.get("cost") else None)
     if report.wav_path:
         print(f"  WAV of both legs (left caller, right agent): {Path(report.wav_path).resolve()}")
+
+
+def _usd(value: float) -> str:
+    """Four decimals, or six for the AWS share's fractions of a cent."""
+    return f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.6f}"
+
+
+def _print_cost(cost: dict[str, Any] | None) -> None:
+    """The Call's cost breakdown (voiceline.pricing): each part's total and its items."""
+    if cost is None:
+        print("  cost: not on the Call record")
+        return
+    print(f"  cost: {_usd(cost['total'])} (USD estimate, prices {cost['prices_version']}, model {cost['model']})")
+    for part in ("openai", "twilio", "aws"):
+        items = ", ".join(f"{name.replace('_', ' ')} {_usd(value)}" for name, value in cost[part].items()
+                          if name != "total" and value)
+        print(f"    {part:<7}{_usd(cost[part]['total'])}" + (f"  ({items})" if items else ""))
 
 
 def main() -> None:

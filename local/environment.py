@@ -12,6 +12,7 @@ GATEWAY_PORT = 3000
 BRIDGE_PORT = 8080
 MODEL_PORT = 8090
 TWILIO_REST_PORT = 3001
+TEXT_MODEL_PORT = 8091  # the scripted stand-in for the post-call summary's text model
 
 DEFAULTS: dict[str, str] = {
     "AWS_REGION": "us-east-1",
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, str] = {
     "BOOKINGS_TABLE": "voiceline-bookings",
     "IDEMPOTENCY_TABLE": "voiceline-idempotency",
     "API_KEYS_TABLE": "voiceline-api-keys",
+    "ROLLUPS_TABLE": "voiceline-rollups",
     # Development-only Twilio credentials: any client can sign requests the way Twilio does.
     "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
     "TWILIO_AUTH_TOKEN": "local-dev-auth-token",

@@ -26,6 +26,14 @@ DEMO_INSTRUCTIONS = (
     "never guess them. If you do not know something, offer to take a message."
 )
 
+# The structured fields Bright Plumbing wants from each call's post-call summary.
+DEMO_SUMMARY_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "required": ["customer_name", "service", "slot_start", "confirmation_code"],
+    "properties": {name: {"type": ["string", "null"]}
+                   for name in ("customer_name", "service", "slot_start", "confirmation_code")},
+}
+
 DEMO_ARTICLES = {
     "opening-hours": ("Opening hours",
                       "Our office and engineers work Monday to Friday, 8am to 5pm Eastern time. We are closed on "
@@ -59,7 +67,7 @@ def seed() -> None:
           turn_detection={"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
                           "silence_duration_ms": 500},
           noise_reduction="near_field", tools=list(DEMO_TOOLS), transfer_number=DEMO_TRANSFER_NUMBER,
-          max_duration_s=300, silence_timeout_s=20).save()
+          max_duration_s=300, silence_timeout_s=20, summary_schema=DEMO_SUMMARY_SCHEMA).save()
     PhoneNumber(DEMO_NUMBER, agent_id=DEMO_AGENT, tenant_id=DEMO_TENANT).save()
 
     tenant_data.put_business_settings(DEMO_TENANT, tenant_data.BusinessSettings(

@@ -23,6 +23,7 @@ from local.environment import (
     DYNAMODB_PORT,
     GATEWAY_PORT,
     MODEL_PORT,
+    TEXT_MODEL_PORT,
     TWILIO_REST_PORT,
     local_environment,
 )
@@ -45,11 +46,12 @@ class StackPorts:
     bridge: int = BRIDGE_PORT
     model: int = MODEL_PORT
     twilio_rest: int = TWILIO_REST_PORT
+    text_model: int = TEXT_MODEL_PORT
 
     @classmethod
     def free(cls) -> StackPorts:
         """Ports nobody is using, so tests can run beside a `make dev`."""
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 @dataclass
@@ -78,6 +80,10 @@ class LocalStack:
         return f"http://127.0.0.1:{self.ports.model}"
 
     @property
+    def text_model_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.text_model}"
+
+    @property
     def dynamodb_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.dynamodb}"
 
@@ -97,6 +103,7 @@ class LocalStack:
         if self.uses_scripted_model:
             overrides["OPENAI_REALTIME_URL"] = f"ws://127.0.0.1:{self.ports.model}/v1/realtime"
             overrides["OPENAI_API_KEY"] = "local-scripted-model"
+            overrides["OPENAI_API_BASE"] = self.text_model_url  # post-call summaries: local/scripted_text_model.py
         return local_environment({**overrides, **self.extra_env})
 
     def start(self) -> LocalStack:
@@ -110,6 +117,8 @@ class LocalStack:
             if self.uses_scripted_model:
                 self._spawn("model", [python, "-m", "local.scripted_model", "--host", "127.0.0.1",
                                       "--port", str(self.ports.model), "--conversation", str(self.conversation)])
+                self._spawn("text_model", [python, "-m", "local.scripted_text_model", "--port",
+                                           str(self.ports.text_model)])
             self._spawn("gateway", [python, "-m", "local.gateway", "--port", str(self.ports.gateway)])
             self._spawn("twilio_rest", [python, "-m", "local.twilio_rest", "--port", str(self.ports.twilio_rest)])
             self._spawn("bridge", [python, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
@@ -117,9 +126,12 @@ class LocalStack:
                                    "--ws-max-size", str(MAX_FRAME_BYTES)])
             if self.uses_scripted_model:
                 self._wait_ready("model", f"{self.model_url}/health")
+                self._wait_ready("text_model", f"{self.text_model_url}/health")
             self._wait_ready("bridge", f"{self.bridge_url}/health")
             self._wait_listening("gateway", self.ports.gateway)
             self._wait_listening("twilio_rest", self.ports.twilio_rest)
+            # Lambda's DynamoDB stream event sources, invoking through the gateway once it listens.
+            self._spawn("stream_poller", [python, "-m", "local.stream_poller"])
         except BaseException:
             self.stop()
             raise
@@ -188,8 +200,9 @@ def main() -> None:
         print(f"gateway  {stack.gateway_url}  (POST /twilio/voice, /twilio/status)")
         print(f"bridge   {stack.bridge_url}  (WS /media-stream, GET /health, GET /calls)")
         print(f"admin    {stack.gateway_url}/api/docs  (API keys: make admin-key TENANT=tenant-demo)")
+        print(f"dashboard {stack.gateway_url}/api/dashboard  (enter an admin API key)")
         print(f"model    {model}")
-        print(f"dynamodb {stack.dynamodb_url}  (moto)")
+        print(f"dynamodb {stack.dynamodb_url}  (moto; table streams feed the template's DynamoDB event functions)")
         print(f"twilio   {stack.twilio_api_url}  (Twilio REST stand-in: numbers, outbound calls, hang-up, transfer)")
         print(f"logs     {stack.log_dir}")
         print("place a call: python -m local.call_simulator --gateway", stack.gateway_url,

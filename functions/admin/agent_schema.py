@@ -25,6 +25,8 @@ from voiceline import agent_options as options
 from voiceline.agent_options import DEFAULT_RETENTION_RATIO
 from voiceline.agents import SETTINGS
 from voiceline.instructions import CALL_VARIABLES, is_variable_name, template_problems
+from voiceline.summary_schema import MAX_CHARS as SUMMARY_SCHEMA_MAX_CHARS
+from voiceline.summary_schema import schema_problems as summary_schema_problems
 from voiceline.tools import REGISTRY
 
 
@@ -159,6 +161,13 @@ class AgentSettings(BaseModel):
     stable_instructions: bool = Field(True, description="Variables that change mid-call (the local time) reach "
                                                         "the model as conversation messages, so the cached "
                                                         "instructions prefix stays; false re-sends the instructions.")
+    summary_schema: dict[str, Any] | None = Field(
+        None, description="The structured fields each call's post-call summary fills in: a JSON Schema object for "
+                          "strict structured outputs (every object closed with additionalProperties false and all "
+                          "its properties required; an optional one is nullable), at most "
+                          f"{SUMMARY_SCHEMA_MAX_CHARS} characters.",
+        examples=[{"type": "object", "additionalProperties": False, "required": ["service"],
+                   "properties": {"service": {"type": ["string", "null"]}}}])
 
     @field_validator("language")
     @classmethod
@@ -198,6 +207,14 @@ class AgentSettings(BaseModel):
     def _voicemail(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None and info.data.get("answering_machine") == "leave_message":
             raise ValueError("is required when answering_machine is leave_message")
+        return value
+
+    @field_validator("summary_schema")
+    @classmethod
+    def _summary_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        problems = [] if value is None else summary_schema_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     def stored(self) -> dict[str, Any]:
@@ -257,6 +274,7 @@ class AgentOut(BaseModel):
     retention_ratio: float | None = DEFAULT_RETENTION_RATIO
     truncate_on_barge_in: bool = True
     stable_instructions: bool = True
+    summary_schema: dict[str, Any] | None = None
 
 
 class AgentList(BaseModel):

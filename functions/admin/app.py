@@ -1,6 +1,7 @@
 """The admin API: a FastAPI app under /api, served in Lambda through Mangum and locally by the gateway.
 
-Each router is one resource; every route but the docs needs a tenant's API key (admin_auth).
+Each router is one resource; every route but the docs and the dashboard's page and assets needs a tenant's
+API key (admin_auth).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import threading
 from typing import Any
 
 import agents_routes
+import analytics_routes
 import calls_routes
+import dashboard_routes
 import numbers_routes
 import outbound_routes
 from fastapi import FastAPI
@@ -25,7 +28,9 @@ app = FastAPI(
     openapi_url="/api/openapi.json",
 )
 app.include_router(agents_routes.router)
+app.include_router(analytics_routes.router)
 app.include_router(calls_routes.router)
+app.include_router(dashboard_routes.router)
 app.include_router(numbers_routes.router)
 app.include_router(outbound_routes.router)
 

@@ -40,6 +40,7 @@ class CallSummary(BaseModel):
     end_reason: str | None = None
     twilio_status: str | None = None
     answered_by: str | None = None
+    cost_usd: float | None = Field(None, description="The call's total cost estimate (the detail has the breakdown).")
 
 
 class CallList(BaseModel):
@@ -75,6 +76,11 @@ class CallDetail(CallSummary):
     events_dropped: int | None = None
     twilio_duration_s: float | None = None
     variables: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = Field(None, description="voiceline.pricing's breakdown, USD: openai (by modality), "
+                                                          "twilio, aws (estimate), total, prices_version.")
+    summary: dict[str, Any] | None = Field(
+        None, description="The post-call summary once written: summary, intent, outcome, fields (the agent's "
+                          "summary_schema), model, source (\"openai\" or \"scripted stand-in\"), created_at.")
     events: list[CallEventOut]
 
 
@@ -125,7 +131,8 @@ def list_calls(
         page = call_history.list_calls(tenant, agent, start, end, limit, cursor)
     except call_history.InvalidCursor as error:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {error}") from None
-    return CallList(calls=[CallSummary(**{name: getattr(call, name) for name in _SUMMARY}) for call in page.calls],
+    return CallList(calls=[CallSummary(**{name: getattr(call, name) for name in _SUMMARY},
+                                       cost_usd=(call.cost or {}).get("total")) for call in page.calls],
                     next_cursor=page.next_cursor)
 
 
@@ -135,4 +142,5 @@ def get_call_detail(tenant: Tenant, call_sid: str) -> CallDetail:
     call = owned_item(Call, call_sid, tenant) if _CALL_SID.fullmatch(call_sid) else None
     if call is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "call not found")
-    return CallDetail(**_record(call), events=[_event(event) for event in call_history.call_events(call_sid)])
+    return CallDetail(**_record(call), cost_usd=(call.cost or {}).get("total"),
+                      events=[_event(event) for event in call_history.call_events(call_sid)])

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from voiceline import calls
+from voiceline import calls, pricing
 from voiceline.calls import CallOutcome, NewEvent
 from voiceline.stats import percentile
 
@@ -65,6 +65,20 @@ def test_finalise_writes_the_outcome_and_latency_percentiles(dynamodb: None) -> 
     assert (call.duration_s, call.greeting_latency_ms, call.interruptions) == (300.46, 812.3, 2)
     assert (call.turn_latency_p50_ms, call.turn_latency_p95_ms) == (500, 1000)
     assert call.usage == {"input_tokens": 1200, "output_tokens": 340}
+
+
+def test_finalise_stores_the_cost_priced_for_the_calls_direction_model_and_usage(dynamodb: None) -> None:
+    calls.create_call(CALL_SID, "tenant-1", "agent-1", "+15559870002", "+15551230001", "outbound",
+                      answered_by="human")
+    usage = {"output_token_details": {"audio_tokens": 1_000}}
+    calls.finalise_call(CALL_SID, CallOutcome(end_reason="agent_hung_up", ended_at=datetime.now(UTC), duration_s=61,
+                                              usage=usage, model="gpt-realtime-mini", events_written=10))
+    call = calls.get_call(CALL_SID)
+    assert call is not None and call.cost is not None
+    expected = pricing.call_cost(pricing.CallFacts(model="gpt-realtime-mini", direction="outbound", duration_s=61,
+                                                   usage=usage, events_written=10, amd=True))
+    assert call.cost == expected  # JSON keeps a float exactly
+    assert call.cost["twilio"]["voice"] == pytest.approx(2 * pricing.Prices().twilio_outbound_per_min)
 
 
 def test_finalise_without_turns_leaves_percentiles_unset(dynamodb: None) -> None:

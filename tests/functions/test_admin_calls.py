@@ -67,7 +67,7 @@ def test_a_page_lists_each_call_in_brief(admin_api: AdminApi) -> None:
                     "from_number": "+15551234567", "to_number": "+15550100", "status": "ended",
                     "started_at": "2030-03-01T09:00:00Z", "ended_at": "2030-03-01T09:00:42.500000Z",
                     "duration_s": 42.5, "end_reason": "caller_hung_up", "twilio_status": "completed",
-                    "answered_by": None}
+                    "answered_by": None, "cost_usd": None}
 
 
 def test_a_time_range_selects_calls_started_within_it_inclusive(admin_api: AdminApi) -> None:

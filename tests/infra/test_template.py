@@ -410,7 +410,8 @@ def test_tool_permissions_are_exactly_what_a_successful_run_uses(tool: str, dyna
 # configured; calls are read (history) and written (outbound calls); call events are only read.
 ADMIN_POLICIES = {("DynamoDBReadPolicy", "ApiKeysTable"), ("DynamoDBCrudPolicy", "AgentsTable"),
                   ("DynamoDBCrudPolicy", "PhoneNumbersTable"), ("DynamoDBReadPolicy", "CallsTable"),
-                  ("DynamoDBWritePolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable")}
+                  ("DynamoDBWritePolicy", "CallsTable"), ("DynamoDBReadPolicy", "CallEventsTable"),
+                  ("DynamoDBReadPolicy", "RollupsTable")}
 
 
 def test_the_admin_function_serves_the_app_under_api() -> None:
@@ -514,6 +515,18 @@ async def test_bridge_permissions_are_exactly_what_a_call_uses(dynamodb: None, m
     granted = bridge_table_grants()
     assert recorded <= granted, f"calls the bridge's task role does not allow: {sorted(recorded - granted)}"
     assert recorded == granted, f"the bridge's task role grants what a call never uses: {sorted(granted - recorded)}"
+
+
+def test_the_analytics_function_reads_the_calls_stream_and_writes_only_rollups() -> None:
+    """Batch item failures reported, bounded retries, and no table but Rollups (write) in its policies."""
+    properties = FUNCTIONS["AnalyticsFunction"]
+    [event] = properties["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    assert event["Properties"]["Stream"] == {"Fn::GetAtt": ["CallsTable", "StreamArn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["MaximumRetryAttempts"] >= 0
+    assert RESOURCES["CallsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert granted_tables(properties["Policies"]) == {("DynamoDBWritePolicy", "RollupsTable")}
 
 
 def _references(node: Any) -> set[str]:

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from local.admin_key import issue_key_in
 from local.environment import DEFAULTS
 from local.stack import free_port
 
@@ -67,3 +68,12 @@ def test_a_bad_tenant_id_or_an_unreachable_stack_is_a_clear_error(dynamodb_serve
                             "--tenant", "acme")
     assert unreachable.returncode == 1 and "Is the local stack running (make dev)?" in unreachable.stderr
     assert unreachable.stdout == ""
+
+
+def test_issue_key_in_returns_the_printed_key_or_raises_with_the_commands_error(
+        dynamodb_server: dict[str, str]) -> None:
+    key = issue_key_in(dynamodb_server, "acme-plumbing", "dashboard")
+    assert key.startswith("vl_") and "\n" not in key
+
+    with pytest.raises(RuntimeError, match="tenant id"):
+        issue_key_in(dynamodb_server, "Acme Plumbing!", "dashboard")

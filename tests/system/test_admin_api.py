@@ -3,8 +3,6 @@ change, and that call shows up in the history with its transcript."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from local.admin_key import issue_key_in
 from local.call_records import CallRecords
 from local.call_simulator import place_call
 from local.seed import DEMO_AGENT, DEMO_TENANT
-from local.stack import ROOT, LocalStack
+from local.stack import LocalStack
 from tests.system.conftest import call_config, finalised
 
 pytestmark = pytest.mark.system
@@ -24,9 +23,8 @@ pytestmark = pytest.mark.system
 @pytest.fixture(scope="module")
 def demo_admin(stack: LocalStack) -> Iterator[httpx.Client]:
     """The demo business's admin API, with a key `make admin-key` made in the stack's own tables."""
-    made = subprocess.run([sys.executable, "-m", "local.admin_key", "--tenant", DEMO_TENANT, "--name", "system"],
-                          env=stack.environment(), cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
-    with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {made.stdout.strip()}"},
+    key = issue_key_in(stack.environment(), DEMO_TENANT, "system")
+    with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"},
                       timeout=15) as client:
         yield client
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from pynamodb.exceptions import UpdateError
 
+from voiceline import pricing
 from voiceline.models import Call, CallEvent
 from voiceline.ownership import condition_failed
 from voiceline.stats import percentile
@@ -50,10 +51,14 @@ def create_call(call_sid: str, tenant_id: str, agent_id: str, from_number: str, 
 
 
 def end_unstreamed_call(call_sid: str, end_reason: str) -> None:
-    """Finish a call the voice webhook answered itself (an answering machine), since no bridge ever will."""
+    """Finish a call the voice webhook answered itself (an answering machine), since no bridge ever will.
+
+    Only an outbound call has AMD, so its cost is known without reading the record back.
+    """
     ended = utcnow()
+    cost = pricing.call_cost(pricing.CallFacts(model="", direction="outbound", duration_s=0, usage={}, amd=True))
     Call(call_sid).update(actions=[Call.status.set("ended"), Call.end_reason.set(end_reason),
-                                   Call.ended_at.set(ended), Call.duration_s.set(0)],
+                                   Call.ended_at.set(ended), Call.duration_s.set(0), Call.cost.set(cost)],
                           condition=Call.call_sid.exists())
 
 
@@ -101,6 +106,16 @@ class CallOutcome:
     usage: dict[str, Any] = field(default_factory=dict)
     events_dropped: int = 0
     tool_outcomes: dict[str, list[ToolOutcome]] = field(default_factory=dict)
+    model: str = ""  # the agent's realtime model, which sets the token prices
+    events_written: int = 0
+
+
+def _cost(call_sid: str, outcome: CallOutcome, tool_calls: int) -> dict[str, Any]:
+    """The call's price breakdown; direction and whether Twilio ran AMD are the record's, not the bridge's, to know."""
+    known = Call.get(call_sid, attributes_to_get=["direction", "answered_by"])
+    return pricing.call_cost(pricing.CallFacts(
+        model=outcome.model, direction=known.direction, duration_s=outcome.duration_s, usage=outcome.usage,
+        tool_calls=tool_calls, events_written=outcome.events_written, amd=known.answered_by is not None))
 
 
 def tool_summary(tool_outcomes: dict[str, list[ToolOutcome]]) -> dict[str, dict[str, Any]]:
@@ -117,6 +132,8 @@ def tool_summary(tool_outcomes: dict[str, list[ToolOutcome]]) -> dict[str, dict[
 
 def finalise_call(call_sid: str, outcome: CallOutcome) -> None:
     latencies = [round(v, 1) for v in outcome.turn_latencies_ms]
+    tool_calls = sum(len(outcomes) for outcomes in outcome.tool_outcomes.values())
+    cost = _cost(call_sid, outcome, tool_calls)
     actions = [
         Call.status.set("ended"),
         Call.end_reason.set(outcome.end_reason),
@@ -127,7 +144,8 @@ def finalise_call(call_sid: str, outcome: CallOutcome) -> None:
         Call.events_dropped.set(outcome.events_dropped),
         Call.turn_latencies_ms.set(latencies),
         Call.tools.set(tool_summary(outcome.tool_outcomes)),
-        Call.tool_calls.set(sum(len(outcomes) for outcomes in outcome.tool_outcomes.values())),
+        Call.tool_calls.set(tool_calls),
+        Call.cost.set(cost),
     ]
     if outcome.greeting_latency_ms is not None:
         actions.append(Call.greeting_latency_ms.set(round(outcome.greeting_latency_ms, 1)))

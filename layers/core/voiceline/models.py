@@ -81,6 +81,8 @@ class Agent(Model):
     wait_for_callee = BooleanAttribute(default=False)
     answering_machine = UnicodeAttribute(default="off")
     voicemail_message = UnicodeAttribute(null=True)
+    # The structured fields a post-call summary fills in: a strict JSON Schema (voiceline.summary_schema).
+    summary_schema = JSONAttribute(null=True)
     version = NumberAttribute(default=1)
     updated_at = UTCDateTimeAttribute(null=True)
 
@@ -137,6 +139,7 @@ class Call(Model):
 
     class Meta(_TableMeta):
         table_name = require("CALLS_TABLE")
+        stream_view_type = "NEW_AND_OLD_IMAGES"  # analytics counts each call on its change to ended
 
     call_sid = UnicodeAttribute(hash_key=True)
     tenant_id = UnicodeAttribute()
@@ -165,6 +168,8 @@ class Call(Model):
     variables = JSONAttribute(null=True)  # template variables given for an outbound call
     answered_by = UnicodeAttribute(null=True)  # Twilio AMD's verdict on an outbound call
     twilio_duration_s = NumberAttribute(null=True)
+    summary = JSONAttribute(null=True)  # voiceline.call_summary's answer: summary, intent, outcome, fields, source
+    cost = JSONAttribute(null=True)  # voiceline.pricing.call_cost's breakdown, USD
 
     agent_index = CallsByAgent()
     tenant_index = CallsByTenant()
@@ -270,5 +275,20 @@ class ApiKey(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class Rollup(Model):
+    """Call aggregates for one scope and time bucket; voiceline.rollups owns the counters, written with ADD.
+
+    Also holds `applied#<call sid>#<stream sequence number>` markers (bucket "-") that expire, so a replayed
+    stream record is counted once.
+    """
+
+    class Meta(_TableMeta):
+        table_name = require("ROLLUPS_TABLE")
+
+    pk = UnicodeAttribute(hash_key=True)  # "<tenant>#<granularity>" or "<tenant>#agent#<agent>#<granularity>"
+    bucket = UnicodeAttribute(range_key=True)  # "2026-11-21" (day) or "2026-11-21T13" (hour), UTC
+    expires_at = NumberAttribute(null=True)  # markers only: epoch seconds, the table's TTL attribute
+
+
 ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent, TenantData, Booking, IdempotencyRecord,
-                                       ApiKey)
+                                       ApiKey, Rollup)
