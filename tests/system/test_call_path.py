@@ -75,12 +75,12 @@ async def test_simulated_call_is_heard_both_ways_and_recorded(
     assert report.wav_path is not None and report.wav_path.stat().st_size > 44
 
 
+# A message over the 64 KiB cap is not skipped but closes its stream (1009): tests/bridge/test_fuzz_twilio.py.
 async def test_malformed_frames_do_not_end_a_call_nor_disturb_another(
         stack: LocalStack, records: CallRecords, model_sessions: Any, tmp_path: Path) -> None:
     garbage: list[str | bytes] = [
         "not json", '{"event": "bogus"}', b"\x00\x01binary",
         json.dumps({"event": "media", "media": {"payload": "@@not base64@@"}}),
-        json.dumps({"event": "media", "media": {"payload": "A" * 200_000}}),
         json.dumps({"event": "mark"}), '{"event": "start"}',
     ]
     before = model_sessions.all()
@@ -95,7 +95,7 @@ async def test_malformed_frames_do_not_end_a_call_nor_disturb_another(
         assert record["end_reason"] == "agent_hung_up"
     assert noisy.malformed_frames_sent == len(garbage)
     ended = [e for e in records.events(noisy.call_sid) if e["kind"] == "call_ended"]
-    assert json.loads(ended[0]["data"])["frames_skipped"] >= 5
+    assert json.loads(ended[0]["data"])["frames_skipped"] >= 4  # not JSON, binary, not base64, a mark without name
     assert quiet.clears_received == noisy.clears_received == 1
 
 
