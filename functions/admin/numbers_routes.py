@@ -52,18 +52,8 @@ class TwilioErrorOut(BaseModel):
     more_info: str | None = None
 
 
-class AvailableNumberOut(BaseModel):
-    phone_number: str
-    friendly_name: str
-    iso_country: str
-    locality: str | None = None
-    region: str | None = None
-    postal_code: str | None = None
-    capabilities: dict[str, bool] = {}
-
-
 class AvailableNumbers(BaseModel):
-    numbers: list[AvailableNumberOut]
+    numbers: list[AvailableNumber]  # the dataclass Twilio's search fills, served as is
 
 
 class NumberOut(BaseModel):
@@ -161,12 +151,6 @@ def number_out(number: PhoneNumber) -> NumberOut:
                      twilio_sid=number.twilio_sid, created_at=number.created_at)
 
 
-def available_out(number: AvailableNumber) -> AvailableNumberOut:
-    return AvailableNumberOut(phone_number=number.phone_number, friendly_name=number.friendly_name,
-                              iso_country=number.iso_country, locality=number.locality, region=number.region,
-                              postal_code=number.postal_code, capabilities=number.capabilities)
-
-
 def webhooks(request: Request) -> Webhooks:
     return deployment_webhooks({name.lower(): value for name, value in request.headers.items()},
                                default_scheme=request.url.scheme)
@@ -192,7 +176,7 @@ def search_available(
 ) -> AvailableNumbers | JSONResponse:
     def search() -> AvailableNumbers:
         found = account_from_settings().search_available(country, area_code, contains, limit)
-        return AvailableNumbers(numbers=[available_out(number) for number in found])
+        return AvailableNumbers(numbers=found)
 
     return answered(search)
 
