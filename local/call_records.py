@@ -6,6 +6,9 @@ Uses plain boto3 against an explicit endpoint, so the reader's own process can k
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -31,6 +34,19 @@ class CallRecords:
         item = self._client.get_item(TableName=self._calls_table, Key={"call_sid": {"S": call_sid}},
                                      ConsistentRead=True).get("Item")
         return _plain(item) if item else None
+
+    async def call_once(self, call_sid: str, ready: Callable[[dict[str, Any]], Any],
+                        timeout_s: float) -> dict[str, Any] | None:
+        """The Call as soon as `ready` holds for it (the bridge, Twilio and the stream functions write it in turn);
+        None if it does not within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = await asyncio.to_thread(self.call, call_sid)
+            if record and ready(record):
+                return record
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.1)
 
     def events(self, call_sid: str, after_seq: int = 0) -> list[dict[str, Any]]:
         """Events in order; pass the last seq seen to read only what is new."""

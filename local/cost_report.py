@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +67,10 @@ def create_agents() -> None:
 
 
 async def finalised_call(records: CallRecords, call_sid: str, timeout_s: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        record = await asyncio.to_thread(records.call, call_sid)
-        if record and record.get("end_reason") and record.get("usage"):
-            return record
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"call {call_sid} was not finalised within {timeout_s}s")
+    record = await records.call_once(call_sid, lambda call: call.get("end_reason") and call.get("usage"), timeout_s)
+    if record is None:
+        raise RuntimeError(f"call {call_sid} was not finalised within {timeout_s}s")
+    return record
 
 
 async def place_both(stack: LocalStack, out_dir: Path) -> dict[str, tuple[CallReport, dict[str, Any], int, int]]:

@@ -111,7 +111,7 @@ async def run_demo(stack: LocalStack) -> int:
     transcript.line(f"calling {DEMO_NUMBER} from {CALLER_NUMBER} through {stack.gateway_url}")
     follower = asyncio.create_task(transcript.follow())
     report = await place_call(config)
-    record = await _finalised_call(records, report.call_sid)
+    record = await records.call_once(report.call_sid, lambda call: call.get("end_reason"), FINALISE_TIMEOUT_S)
     follower.cancel()
     await transcript.print_new_events()
     _print_summary(report, record, transcript)
@@ -138,29 +138,13 @@ async def dashboard_screenshot(stack: LocalStack) -> bool:
     return True
 
 
-async def _finalised_call(records: CallRecords, call_sid: str) -> dict[str, Any] | None:
-    """The Call once the bridge has finalised it (it does so right after the stream ends)."""
-    deadline = time.monotonic() + FINALISE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        record = await asyncio.to_thread(records.call, call_sid)
-        if record and record.get("end_reason"):
-            return record
-        await asyncio.sleep(0.2)
-    return None
-
-
 async def _print_call_summary(records: CallRecords, call_sid: str) -> None:
     """The post-call summary, once the Calls stream has carried the ended call to functions/call_summary."""
-    deadline = time.monotonic() + CALL_SUMMARY_TIMEOUT_S
-    while True:
-        record = await asyncio.to_thread(records.call, call_sid)
-        if record and record.get("summary"):
-            break
-        if time.monotonic() > deadline:
-            print(f"  post-call summary: none within {CALL_SUMMARY_TIMEOUT_S:.0f} s (see the stream_poller and "
-                  "gateway logs)")
-            return
-        await asyncio.sleep(0.3)
+    record = await records.call_once(call_sid, lambda call: call.get("summary"), CALL_SUMMARY_TIMEOUT_S)
+    if record is None:
+        print(f"  post-call summary: none within {CALL_SUMMARY_TIMEOUT_S:.0f} s (see the stream_poller and "
+              "gateway logs)")
+        return
     summary = json.loads(record["summary"])
     # Never pass the stand-in's text off as a model's.
     label = ("by the scripted stand-in: rules over the transcript, not a model"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,15 +45,11 @@ def call_config(stack: LocalStack, wav_dir: Path, **overrides: Any) -> CallConfi
 
 
 async def finalised(records: CallRecords, call_sid: str, timeout_s: float = 15) -> dict[str, Any]:
-    """The Call once the bridge has written its end; the bridge does so right after the stream ends."""
-    deadline = time.monotonic() + timeout_s
-    record = None
-    while time.monotonic() < deadline:
-        record = await asyncio.to_thread(records.call, call_sid)
-        if record and record.get("end_reason") and record.get("twilio_status"):
-            return record
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"call {call_sid} was not finalised within {timeout_s}s: {record}")
+    """The Call once the bridge has written its end and Twilio's status callback has been recorded."""
+    record = await records.call_once(call_sid, lambda call: call.get("end_reason") and call.get("twilio_status"),
+                                     timeout_s)
+    assert record is not None, f"call {call_sid} was not finalised within {timeout_s}s: {records.call(call_sid)}"
+    return record
 
 
 class ModelSessions:

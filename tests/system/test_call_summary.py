@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,9 @@ SUMMARY_TIMEOUT_S = 30.0
 
 
 async def summary_of(records: CallRecords, call_sid: str) -> dict[str, Any]:
-    deadline = time.monotonic() + SUMMARY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        record = await asyncio.to_thread(records.call, call_sid)
-        if record and record.get("summary"):
-            return json.loads(record["summary"])
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"call {call_sid} got no summary within {SUMMARY_TIMEOUT_S}s")
+    record = await records.call_once(call_sid, lambda call: call.get("summary"), SUMMARY_TIMEOUT_S)
+    assert record is not None, f"call {call_sid} got no summary within {SUMMARY_TIMEOUT_S}s"
+    return json.loads(record["summary"])
 
 
 async def test_an_ended_call_gets_a_summary_labelled_as_the_scripted_stand_ins(
