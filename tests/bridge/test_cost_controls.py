@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -94,11 +95,20 @@ async def test_truncating_on_barge_in_keeps_unheard_agent_audio_out_of_the_next_
     assert 0 < caller_tokens < 60  # the caller's few seconds; with no truncate, the unheard greeting too
 
 
+class _StoppedClock(datetime):
+    """The wall clock held at one minute, so a minute turning over mid-test cannot add a second change."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:
+        return datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("stable", [True, False])
 async def test_a_mid_call_variable_change_is_a_message_unless_the_agent_re_sends_its_instructions(
         dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner, stable: bool) -> None:
     monkeypatch.setattr(call_session, "CLOCK_CHECK_S", 0.3)
+    monkeypatch.setattr(call_session, "datetime", _StoppedClock)
     # The call started at a stale "local time", so the first clock check finds it has moved on.
     _seed(f"CA81{int(stable)}", variables={"local_time": "00:00x"}, stable_instructions=stable,
           instructions="Help {caller_number}. It is {local_time}.")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
 from local.call_records import CallRecords
 from local.call_simulator import CallConfig
-from local.seed import DEMO_CUSTOMER_NUMBER, DEMO_NUMBER
+from local.scripted_model import load_script
+from local.seed import DEMO_CUSTOMER_NUMBER, DEMO_NUMBER, DEMO_TENANT
 from local.stack import ROOT, LocalStack, StackPorts
 
 TOOLS_TOUR = ROOT / "local" / "conversations" / "tools_tour.json"
@@ -50,6 +53,18 @@ async def finalised(records: CallRecords, call_sid: str, timeout_s: float = 15) 
                                      timeout_s)
     assert record is not None, f"call {call_sid} was not finalised within {timeout_s}s: {records.call(call_sid)}"
     return record
+
+
+def free_demo_slot(stack: LocalStack) -> str:
+    """Free the slot the demo conversation books and return its start: every demo call in a session books it, so a
+    test that needs the booking to succeed must not depend on running first."""
+    [slot_start] = [json.loads(call.arguments)["slot_start"] for turn in load_script(stack.conversation).turns
+                    for call in turn.agent.tool_calls if call.name == "book_appointment"]
+    client = boto3.client("dynamodb", endpoint_url=stack.dynamodb_url, region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    client.delete_item(TableName=stack.environment()["BOOKINGS_TABLE"],
+                       Key={"tenant_resource": {"S": f"{DEMO_TENANT}#van-1"}, "slot_start": {"S": slot_start}})
+    return slot_start
 
 
 class ModelSessions:

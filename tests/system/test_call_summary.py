@@ -16,7 +16,7 @@ from local.call_records import CallRecords
 from local.call_simulator import place_call
 from local.seed import DEMO_TENANT
 from local.stack import LocalStack
-from tests.system.conftest import call_config, finalised
+from tests.system.conftest import call_config, finalised, free_demo_slot
 
 pytestmark = pytest.mark.system
 SUMMARY_TIMEOUT_S = 30.0
@@ -30,6 +30,7 @@ async def summary_of(records: CallRecords, call_sid: str) -> dict[str, Any]:
 
 async def test_an_ended_call_gets_a_summary_labelled_as_the_scripted_stand_ins(
         stack: LocalStack, records: CallRecords, wav_dir: Path) -> None:
+    free_demo_slot(stack)
     report = await place_call(call_config(stack, wav_dir))
     await finalised(records, report.call_sid)
 

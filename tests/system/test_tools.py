@@ -11,15 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from local.call_records import CallRecords
 from local.call_simulator import place_call
-from local.scripted_model import load_script
 from local.seed import DEMO_CUSTOMER_NUMBER, DEMO_TENANT, DEMO_TRANSFER_NUMBER
 from local.stack import LocalStack
-from tests.system.conftest import call_config, finalised
+from tests.system.conftest import call_config, finalised, free_demo_slot
 
 pytestmark = pytest.mark.system
 
@@ -33,27 +31,9 @@ def _by_name(tool_calls: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {tool_call["name"]: tool_call for tool_call in tool_calls}
 
 
-def _scripted_arguments(stack: LocalStack, tool: str) -> dict[str, Any]:
-    """The arguments the scripted model sends `tool`, with today's dates filled in."""
-    for turn in load_script(stack.conversation).turns:
-        for call in turn.agent.tool_calls:
-            if call.name == tool:
-                return json.loads(call.arguments)
-    raise LookupError(tool)
-
-
-def _free_the_slot(stack: LocalStack, slot_start: str) -> None:
-    """Earlier calls in this session booked the demo slot; the race below needs it free."""
-    client = boto3.client("dynamodb", endpoint_url=stack.dynamodb_url, region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
-    client.delete_item(TableName=stack.environment()["BOOKINGS_TABLE"],
-                       Key={"tenant_resource": {"S": f"{DEMO_TENANT}#van-1"}, "slot_start": {"S": slot_start}})
-
-
 async def test_two_demo_calls_use_their_tools_and_race_for_one_slot_that_only_one_gets(
         stack: LocalStack, records: CallRecords, model_sessions: Any, tmp_path: Path) -> None:
-    slot_start = _scripted_arguments(stack, "book_appointment")["slot_start"]
-    _free_the_slot(stack, slot_start)
+    slot_start = free_demo_slot(stack)
     before = model_sessions.all()
 
     reports = await asyncio.gather(place_call(call_config(stack, tmp_path / "first")),
