@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -63,6 +64,10 @@ class Bridge:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.bridge = Bridge(BridgeSettings.from_env())
     app.state.bridge.start()
+    # What is loaded by now (FastAPI, botocore's service models, the clients) lives as long as the process. Out of
+    # the collector's sight, a full collection scans only the calls' own objects: under 100 calls it paused every
+    # call's audio for ~180 ms before, ~40 ms after (measured with gc.callbacks during make bench).
+    gc.freeze()
     # SIGTERM drains the calls first; uvicorn stops (and closes connections) only after that.
     stop_signal = StopSignal(app.state.bridge.stop_taking_calls)
     stop_signal.install()

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 
-from bridge.twilio_protocol import MAX_FRAME_BYTES
 from local.environment import (
     BRIDGE_PORT,
     DYNAMODB_PORT,
@@ -121,9 +120,7 @@ class LocalStack:
                                            str(self.ports.text_model)])
             self._spawn("gateway", [python, "-m", "local.gateway", "--port", str(self.ports.gateway)])
             self._spawn("twilio_rest", [python, "-m", "local.twilio_rest", "--port", str(self.ports.twilio_rest)])
-            self._spawn("bridge", [python, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
-                                   "--port", str(self.ports.bridge), "--no-access-log",
-                                   "--ws-max-size", str(MAX_FRAME_BYTES)])
+            self._spawn("bridge", [python, "-m", "bridge", "--host", "127.0.0.1", "--port", str(self.ports.bridge)])
             if self.uses_scripted_model:
                 self._wait_ready("model", f"{self.model_url}/health")
                 self._wait_ready("text_model", f"{self.text_model_url}/health")

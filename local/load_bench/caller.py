@@ -27,6 +27,7 @@ from local.load_bench.stamps import (
     GOODBYE,
     LAST,
     SPEECH,
+    STEADY,
     TURN_END,
     StampedAudio,
     read_stamp,
@@ -47,9 +48,39 @@ class CallResult:
     frames_sent: int = 0
     deltas_received: int = 0
     model_to_caller_us: list[int] = field(default_factory=list)
+    steady_model_to_caller_us: list[int] = field(default_factory=list)  # deltas sent in the steady window
     greeting_overhead_us: int | None = None  # first audio heard after `start`, less the model's own time
     turn_overhead_us: list[int] = field(default_factory=list)  # same, from the end of each caller turn
     error: str | None = None
+
+
+class SteadyWindow:
+    """While every call of a run is up: from `settle_s` after the last greeting heard to the first caller's BYE.
+
+    Set-up is bound by the local DynamoDB (moto, on the harness's core), not by the bridge, so the window opens
+    when the calls are actually up, not when they were planned to be. Audio sent inside it is the relay alone.
+    """
+
+    def __init__(self, calls: int, settle_s: float) -> None:
+        self._waiting_for = calls
+        self._settle_ns = int(settle_s * 1e9)
+        self.opens_ns: int | None = None
+        self.closes_ns: int | None = None
+        self.opened = asyncio.Event()
+
+    def greeted(self, now_ns: int) -> None:
+        self._waiting_for -= 1
+        if self._waiting_for == 0:
+            self.opens_ns = now_ns + self._settle_ns
+            self.opened.set()
+
+    def leaving(self, now_ns: int) -> None:
+        if self.closes_ns is None:
+            self.closes_ns = now_ns
+
+    def holds(self, sent_ns: int) -> bool:
+        return (self.opens_ns is not None and self.opens_ns <= sent_ns
+                and (self.closes_ns is None or sent_ns < self.closes_ns))
 
 
 @dataclass(frozen=True)
@@ -63,10 +94,11 @@ class Dial:
 
 
 class LoadCaller:
-    def __init__(self, call: int, dial: Dial, seconds: float) -> None:
+    def __init__(self, call: int, dial: Dial, seconds: float, steady: SteadyWindow) -> None:
         self.result = CallResult(call)
         self._dial = dial
         self._seconds = seconds
+        self._steady = steady
         self._stream_sid = f"MZ{call:032x}"
         self._audio = StampedAudio(CALLER_FRAME_BYTES)
         self._sequence = 0
@@ -129,6 +161,10 @@ class LoadCaller:
     async def _send_frame(self, socket: ClientConnection, flags: int) -> None:
         self._sequence += 1
         sent_ns = time.monotonic_ns()
+        if flags & BYE:
+            self._steady.leaving(sent_ns)
+        elif self._steady.holds(sent_ns):
+            flags |= STEADY
         if flags & TURN_END:
             self._turn_end_ns = sent_ns
         payload = self._audio.payload(self.result.call, self._sequence, sent_ns, flags)
@@ -157,10 +193,13 @@ class LoadCaller:
             return
         self.result.deltas_received += 1
         self.result.model_to_caller_us.append((now_ns - stamp.sent_ns) // 1000)
+        if self._steady.holds(stamp.sent_ns):
+            self.result.steady_model_to_caller_us.append(self.result.model_to_caller_us[-1])
         if stamp.flags & FIRST:
             model_own_ns = stamp.sent_ns - stamp.trigger_ns
             if not self._greeted:
                 self._greeted = True
+                self._steady.greeted(now_ns)
                 self.result.greeting_overhead_us = (now_ns - self._start_ns - model_own_ns) // 1000
             elif self._turn_end_ns:
                 self.result.turn_overhead_us.append((now_ns - self._turn_end_ns - model_own_ns) // 1000)

@@ -7,7 +7,8 @@ import os
 from local.load_bench.run import LoadFigures
 from voiceline.stats import percentile
 
-COLUMNS = ("calls", "caller→model ms p50/p99/max", "model→caller ms p50/p99/max", "lost c→m", "lost m→c",
+COLUMNS = ("calls", "caller→model ms p50/p99/max", "model→caller ms p50/p99/max",
+           "whole-call p99 ms c→m/m→c", "lost c→m", "lost m→c",
            "bridge CPU %", "bridge CPU µs/frame", "bridge RSS MiB", "KiB/call", "harness CPU %", "model CPU %",
            "greeting overhead ms p50/p99", "turn overhead ms p50/p99")
 
@@ -19,8 +20,10 @@ def _ms(values: list[int], *fractions: float) -> str:
 
 
 def row(figures: LoadFigures) -> tuple[object, ...]:
-    return (figures.calls, _ms(figures.caller_to_model_us, 0.5, 0.99, 1.0),
-            _ms(figures.model_to_caller_us, 0.5, 0.99, 1.0), figures.caller_frames_lost, figures.agent_deltas_lost,
+    return (figures.calls, _ms(figures.steady_caller_to_model_us, 0.5, 0.99, 1.0),
+            _ms(figures.steady_model_to_caller_us, 0.5, 0.99, 1.0),
+            f"{_ms(figures.caller_to_model_us, 0.99)}/{_ms(figures.model_to_caller_us, 0.99)}",
+            figures.caller_frames_lost, figures.agent_deltas_lost,
             f"{figures.bridge_cpu:.0f}", f"{figures.bridge_cpu_us_per_frame:.0f}",
             f"{figures.bridge_rss_bytes / 2**20:.0f}",
             f"{figures.rss_per_call_bytes / 1024:.0f}", f"{figures.harness_cpu:.0f}", f"{figures.model_cpu:.0f}",
@@ -34,9 +37,12 @@ def note(runs: list[LoadFigures], pinned: bool) -> str:
         f"{cores} cores, {placement}; load average at each run's start: "
         + ", ".join(f"{run.calls} calls: {run.load_average}" for run in runs),
         "Relay latency: from the stamp written into each 20 ms caller frame (or 100 ms model delta) to its "
-        "arrival at the other end, on the machine's monotonic clock.",
+        "arrival at the other end, on the machine's monotonic clock; for audio sent while every call was up "
+        "(from 1 s after the last greeting to the first hang-up, the CPU window too). Whole-call p99 counts all "
+        "audio after each greeting, the ramp and the hang-ups included: calls being set up and torn down then load "
+        "moto (DynamoDB) on the harness's core.",
         "Lost: frames the caller sent that the model never got; deltas the model sent that the caller never got.",
-        "CPU (% of one core) and RSS are sampled from /proc while every call is up; KiB/call is the bridge's RSS "
+        "CPU (% of one core) and RSS are sampled from /proc in that window; KiB/call is the bridge's RSS "
         "growth over idle per call.",
         "CPU µs/frame: the bridge's CPU time over the whole run (set-up and hang-ups included) per frame or delta "
         "relayed; unlike CPU %, it is not lowered by other processes competing for the core.",

@@ -1,6 +1,6 @@
 """N concurrent calls through a real bridge process, with the scripted model in its load mode: relay figures and cost.
 
-The local stack runs as in `make dev` (the bridge is the deployed `uvicorn bridge.app:app`), with
+The local stack runs as in `make dev` (the bridge as deployed: `python -m bridge`), with
 the model in load mode. This process is the harness: it writes a tool-less agent and one Call per
 caller to the stack's DynamoDB, pins the bridge to one core and everything else to the others
 (when there are two), places the calls, ramping them up over RAMP_CALLS_PER_S, and samples CPU
@@ -10,6 +10,7 @@ and memory from /proc while every call is up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -20,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from local.load_bench import processes
-from local.load_bench.caller import CallResult, Dial, LoadCaller
+from local.load_bench.caller import CallResult, Dial, LoadCaller, SteadyWindow
 from local.load_bench.fast_loop import run_fast
 from local.scripted_model.load_mode import STATS_ENV
 from local.stack import LocalStack, StackPorts
 
 TENANT, AGENT = "tenant-load", "agent-load"
 RAMP_CALLS_PER_S = 30.0  # calls arrive over a few seconds, as they would on a real number
-SETTLE_S = 1.0  # after the last call starts, before CPU is measured: its set-up is not steady state
+SETTLE_S = 1.0  # after the last greeting, before the steady window opens: the last set-up's tail is not relay
 MODEL_STATS_TIMEOUT_S = 20.0
 WARM_UP_S = 1.0  # one call first, so the bridge's first-call costs (AWS clients, caches) are not counted
 
@@ -40,6 +41,9 @@ class LoadFigures:
     seconds: float
     caller_to_model_us: list[int] = field(default_factory=list)
     model_to_caller_us: list[int] = field(default_factory=list)
+    # The same, for audio sent while every call was up: the relay itself, with no set-up or hang-up around it
+    steady_caller_to_model_us: list[int] = field(default_factory=list)
+    steady_model_to_caller_us: list[int] = field(default_factory=list)
     frames_sent: int = 0
     frames_received: int = 0
     deltas_sent: int = 0
@@ -96,7 +100,7 @@ class LoadBench:
             _reconnect_models()
             _seed_agent()
             stack_children = processes.children(os.getpid())
-            self._bridge_pid = next(pid for pid, command in stack_children.items() if "bridge.app:app" in command)
+            self._bridge_pid = next(pid for pid, command in stack_children.items() if "-m bridge " in command)
             self._model_pid = next(pid for pid, command in stack_children.items() if "local.scripted_model" in command)
             self._pin(stack_children)
             self.run(1, WARM_UP_S)
@@ -132,6 +136,7 @@ class LoadBench:
             figures.frames_sent += result.frames_sent
             figures.deltas_received += result.deltas_received
             figures.model_to_caller_us += result.model_to_caller_us
+            figures.steady_model_to_caller_us += result.steady_model_to_caller_us
             figures.turn_overhead_us += result.turn_overhead_us
             if result.greeting_overhead_us is not None:
                 figures.greeting_overhead_us.append(result.greeting_overhead_us)
@@ -142,6 +147,7 @@ class LoadBench:
             figures.frames_received += session["frames"]
             figures.deltas_sent += session["deltas_sent"]
             figures.caller_to_model_us += session["latency_us"]
+            figures.steady_caller_to_model_us += session["steady_latency_us"]
         if len(sessions) < calls:
             figures.errors.append(f"{calls - len(sessions)} calls never reached the model: their frames count as lost")
         return figures
@@ -150,19 +156,24 @@ class LoadBench:
         loop = asyncio.get_running_loop()
         started = loop.time()
         first = processes.sample(self._bridge_pid)
+        steady = SteadyWindow(len(dials), SETTLE_S)
 
         async def call_later(number: int, dial: Dial, delay_s: float) -> CallResult:
             await asyncio.sleep(delay_s)
-            return await LoadCaller(number, dial, seconds).run()
+            return await LoadCaller(number, dial, seconds, steady).run()
 
-        ramp_s = len(dials) / RAMP_CALLS_PER_S
         callers = [asyncio.create_task(call_later(number, dial, index / RAMP_CALLS_PER_S))
                    for index, (number, dial) in enumerate(dials)]
-        # Every call is up between the end of the ramp and the first call's end.
-        window = (ramp_s + SETTLE_S, max(ramp_s + SETTLE_S, seconds) - 0.25)
-        await asyncio.sleep(max(0.0, started + window[0] - loop.time()))
+        # CPU and memory are sampled in the steady window: from its opening to just before the first call's end.
+        first_end = started + seconds - 0.25
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(steady.opened.wait(), max(0.0, first_end - loop.time()))
+        await asyncio.sleep(SETTLE_S)
         before = [processes.sample(pid) for pid in (self._bridge_pid, os.getpid(), self._model_pid)]
-        await asyncio.sleep(max(0.05, started + window[1] - loop.time()))
+        if first_end - loop.time() < 1.0:
+            figures.errors.append("the calls were never all up at once for a second: CPU and relay figures are "
+                                  "not steady state; give the calls more seconds")
+        await asyncio.sleep(max(0.05, first_end - loop.time()))
         after = [processes.sample(pid) for pid in (self._bridge_pid, os.getpid(), self._model_pid)]
         figures.bridge_cpu, figures.harness_cpu, figures.model_cpu = (
             processes.cpu_percent(b, a) for b, a in zip(before, after, strict=True))

@@ -27,6 +27,7 @@ SPEECH = 1  # the caller is talking in this frame
 TURN_END = 2  # the last frame of a caller turn: the model answers it
 BYE = 4  # the caller is done: the model sends its last delta and stops
 EARLY = 64  # sent before the greeting was heard: it waited for the call's set-up, so it is no relay latency
+STEADY = 128  # sent while every call was up: no call was being set up or hung up (see run.py)
 # Model deltas
 FIRST = 8  # the first delta of a response: `trigger_ns` says when the model was asked for it
 LAST = 16  # the last delta of a response

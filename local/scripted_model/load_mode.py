@@ -1,7 +1,8 @@
 """The scripted model under load (`make bench`): a cheap, stamped stand-in for many Realtime sessions at once.
 
 It speaks the few GA events the bridge acts on, and measures instead of scripting:
-- every caller frame's stamp is read on arrival (caller → model relay latency, frames received);
+- every caller frame's stamp is read on arrival (caller → model relay latency, frames received; apart, the
+  latency of frames the harness flagged STEADY);
 - it greets on `response.create` and answers each caller turn (a frame flagged TURN_END) with
   REPLY_MS of audio in real-time DELTA_MS deltas, each stamped with its send time; a response's
   first delta also carries when the model was asked, so the harness can subtract the model's own
@@ -26,7 +27,18 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from local.load_bench.stamps import BYE, EARLY, FIRST, GOODBYE, LAST, SPEECH, TURN_END, StampedAudio, read_stamp
+from local.load_bench.stamps import (
+    BYE,
+    EARLY,
+    FIRST,
+    GOODBYE,
+    LAST,
+    SPEECH,
+    STEADY,
+    TURN_END,
+    StampedAudio,
+    read_stamp,
+)
 
 STATS_ENV = "LOAD_MODEL_STATS"
 DELTA_MS = 100
@@ -45,6 +57,7 @@ class LoadSession:
         self.call = -1  # learned from the first caller frame
         self.frames = 0
         self.latency_us: list[int] = []
+        self.steady_latency_us: list[int] = []
         self.deltas_sent = 0
         self._speaking = False
         self._leaving = False  # the caller said BYE: the response playing stops before its next delta
@@ -65,7 +78,7 @@ class LoadSession:
 
     def figures(self) -> dict[str, Any]:
         return {"call": self.call, "frames": self.frames, "deltas_sent": self.deltas_sent,
-                "latency_us": self.latency_us}
+                "latency_us": self.latency_us, "steady_latency_us": self.steady_latency_us}
 
     async def _receive(self, message: str | bytes) -> None:
         arrived = time.monotonic_ns()
@@ -86,6 +99,8 @@ class LoadSession:
         self.frames += 1
         if not stamp.flags & EARLY:
             self.latency_us.append((arrived - stamp.sent_ns) // 1000)
+            if stamp.flags & STEADY:
+                self.steady_latency_us.append(self.latency_us[-1])
         if stamp.flags & BYE:
             await self._say_goodbye()
         elif stamp.flags & SPEECH and not self._speaking:

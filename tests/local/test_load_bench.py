@@ -32,6 +32,9 @@ def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_pa
     assert (figures.caller_frames_lost, figures.agent_deltas_lost) == (0, 0)
     assert figures.deltas_received > 3  # the greetings at least, in 100 ms deltas
     assert figures.caller_to_model_us and figures.model_to_caller_us
+    # The steady window (every call up: 0.1 s ramp + 1 s settle to 2.75 s) is a part of the whole call.
+    assert 0 < len(figures.steady_caller_to_model_us) < len(figures.caller_to_model_us)
+    assert 0 < len(figures.steady_model_to_caller_us) < len(figures.model_to_caller_us)
     assert len(figures.greeting_overhead_us) == 3
     assert figures.bridge_cpu > 0 and figures.bridge_rss_bytes > 0
     assert len(report.row(figures)) == len(report.COLUMNS)

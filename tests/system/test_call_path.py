@@ -126,6 +126,16 @@ async def test_unsigned_or_forged_handshake_is_closed_1008_before_any_model_conn
     assert model_sessions.opened_since(before) == []
 
 
+async def test_the_bridge_refuses_per_message_deflate_as_deployed(stack: LocalStack) -> None:
+    """`python -m bridge` serves as the container does: a client that offers deflate (websockets does, by default)
+    gets plain frames, which cost no CPU to compress."""
+    async with connect(stack.environment()["BRIDGE_PUBLIC_URL"] + "/media-stream", open_timeout=5) as socket:
+        assert "permessage-deflate" in socket.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in socket.response.headers
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(socket.recv(), 5)  # unsigned: closed 1008, as above
+
+
 async def test_wrong_stream_token_ends_the_socket_with_no_model_connection(
         stack: LocalStack, model_sessions: Any, twilio_signer: TwilioSigner) -> None:
     url = stack.environment()["BRIDGE_PUBLIC_URL"] + "/media-stream"
