@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SAM := .tools/sam/bin/sam
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: venv chromium demo test dev lint deploy bench cost-report admin-key clean
+.PHONY: venv chromium demo test dev lint deploy bench soak cost-report admin-key clean
 
 $(VENV)/.installed: requirements-dev.txt bridge/requirements.txt layers/core/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -86,6 +86,13 @@ LOAD_CALLS ?= 50,100,150
 LOAD_SECONDS ?= 20
 bench: venv
 	$(PY) -m local.bench --load-calls "$(LOAD_CALLS)" --load-seconds "$(LOAD_SECONDS)"
+
+# Memory over a bounded soak: SOAK_CALLS callers kept up for SOAK_MINUTES, each call SOAK_CALL_SECONDS long.
+SOAK_CALLS ?= 50
+SOAK_MINUTES ?= 10
+SOAK_CALL_SECONDS ?= 60
+soak: venv
+	$(PY) -m local.load_bench --calls $(SOAK_CALLS) --soak-minutes $(SOAK_MINUTES) --seconds $(SOAK_CALL_SECONDS)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache out

@@ -38,6 +38,7 @@ class BridgeSettings:
     openai_pool_model: str = "gpt-realtime"
     openai_pool_max_age_s: float = 5 * 60.0
     tool_failures_before_disabling: int = 3  # failures in a row that take a tool away for the rest of a call
+    gc_interval_s: float = 30.0  # a full garbage collection this often (bridge/garbage_collection.py)
 
     @classmethod
     def from_env(cls) -> BridgeSettings:
@@ -70,4 +71,5 @@ class BridgeSettings:
             openai_pool_model=settings.optional("OPENAI_POOL_MODEL", "gpt-realtime"),
             openai_pool_max_age_s=settings.number("OPENAI_POOL_MAX_AGE_S", 5 * 60.0),
             tool_failures_before_disabling=int(settings.number("TOOL_FAILURES_BEFORE_DISABLING", 3)),
+            gc_interval_s=settings.number("GC_INTERVAL_S", 30.0),
         )

@@ -263,6 +263,17 @@ def load_calls(args: argparse.Namespace) -> Section:
                    report.COLUMNS, [report.row(run) for run in runs], note=report.note(runs, pinned))
 
 
+def soak(calls: int, minutes: float, call_seconds: float) -> Section:
+    """Memory over a long run: is anything left behind per call?"""
+    from local.load_bench import report
+    from local.load_bench.run import LoadBench
+
+    with LoadBench() as bench:
+        figures = bench.soak(calls, minutes, call_seconds)
+    return Section(f"Soak: {calls} calls kept up for {minutes:g} min, each {call_seconds:.0f} s then replaced",
+                   report.SOAK_COLUMNS, report.soak_rows(figures), note=report.soak_note(figures))
+
+
 ROLLUP_CALLS = 500
 ROLLUP_DAYS = 30
 ROLLUP_TIMEOUT_S = 600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from local.load_bench.run import LoadFigures
+from local.load_bench.run import LoadFigures, SoakFigures
 from voiceline.stats import percentile
 
 COLUMNS = ("calls", "caller→model ms p50/p99/max", "model→caller ms p50/p99/max",
@@ -51,4 +51,25 @@ def note(runs: list[LoadFigures], pinned: bool) -> str:
         "reply) less the model's own time to its first delta.",
     ]
     lines += [f"  {error}" for run in runs for error in run.errors[:5]]
+    return "\n".join(lines)
+
+
+SOAK_COLUMNS = ("seconds in", "bridge RSS MiB")
+
+
+def soak_rows(figures: SoakFigures) -> list[tuple[object, ...]]:
+    return [(f"{at_s:.0f}", f"{rss / 2**20:.1f}") for at_s, rss in figures.rss]
+
+
+def soak_note(figures: SoakFigures) -> str:
+    baseline, growth = figures.rss_after_first_turnover(), figures.growth_bytes
+    lines = [
+        f"{figures.calls_served} calls served; lost c→m {figures.frames_sent - figures.frames_received}, "
+        f"m→c {figures.deltas_sent - figures.deltas_received}; relay p99 c→m {_ms(figures.caller_to_model_us, 0.99)} "
+        f"ms, m→c {_ms(figures.model_to_caller_us, 0.99)} ms (whole calls).",
+        f"RSS after the first callers were all replaced {baseline / 2**20:.1f} MiB, at the end "
+        f"{figures.rss[-1][1] / 2**20:.1f} MiB: {growth / 2**20:+.1f} MiB "
+        f"({growth / 1024 / max(1, figures.calls_served):+.1f} KiB per call served).",
+    ]
+    lines += [f"  {error}" for error in figures.errors[:5]]
     return "\n".join(lines)

@@ -31,6 +31,8 @@ RAMP_CALLS_PER_S = 30.0  # calls arrive over a few seconds, as they would on a r
 SETTLE_S = 1.0  # after the last greeting, before the steady window opens: the last set-up's tail is not relay
 MODEL_STATS_TIMEOUT_S = 20.0
 WARM_UP_S = 1.0  # one call first, so the bridge's first-call costs (AWS clients, caches) are not counted
+SOAK_RAMP_S = 2.0  # the soak's first callers arrive over this, then each line is busy without a gap
+SOAK_SAMPLE_S = 15.0
 
 
 @dataclass
@@ -75,6 +77,33 @@ class LoadFigures:
     @property
     def rss_per_call_bytes(self) -> int:
         return (self.bridge_rss_bytes - self.bridge_rss_idle_bytes) // self.calls
+
+
+@dataclass
+class SoakFigures:
+    """A soak: `calls` callers kept up for `minutes`, each replaced as it hangs up, the bridge's RSS sampled."""
+
+    calls: int
+    minutes: float
+    call_seconds: float
+    calls_served: int = 0
+    frames_sent: int = 0
+    frames_received: int = 0
+    deltas_sent: int = 0
+    deltas_received: int = 0
+    model_to_caller_us: list[int] = field(default_factory=list)
+    caller_to_model_us: list[int] = field(default_factory=list)
+    rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds into the soak, bridge RSS bytes)
+    errors: list[str] = field(default_factory=list)
+
+    def rss_after_first_turnover(self) -> int:
+        """The baseline: once every first caller has been replaced, so one-off allocations (clients, caches, the
+        first calls' buffers) are not read as growth."""
+        return next((rss for at_s, rss in self.rss if at_s >= self.call_seconds + SOAK_RAMP_S), self.rss[-1][1])
+
+    @property
+    def growth_bytes(self) -> int:
+        return self.rss[-1][1] - self.rss_after_first_turnover()
 
 
 class LoadBench:
@@ -181,6 +210,58 @@ class LoadBench:
         results = list(await asyncio.gather(*callers))
         figures.bridge_cpu_s = processes.sample(self._bridge_pid).cpu_s - first.cpu_s
         return results
+
+    def soak(self, calls: int, minutes: float, call_seconds: float) -> SoakFigures:
+        """Keep `calls` callers up for `minutes`, each talking `call_seconds` and replaced at once by a new call;
+        bounded: no call starts that would end after the soak."""
+        slots = int(minutes * 60 // call_seconds)
+        first = self._next_call
+        self._next_call += calls * slots
+        figures = SoakFigures(calls, minutes, call_seconds)
+        results = run_fast(self._soak(first, calls, slots, figures))
+        for result in results:
+            figures.frames_sent += result.frames_sent
+            figures.deltas_received += result.deltas_received
+            figures.model_to_caller_us += result.model_to_caller_us
+            if result.error:
+                figures.errors.append(f"call {result.call}: {result.error}")
+        figures.calls_served = len(results)
+        for session in self._model_sessions(range(first, first + len(results))):
+            figures.frames_received += session["frames"]
+            figures.deltas_sent += session["deltas_sent"]
+            figures.caller_to_model_us += session["latency_us"]
+        return figures
+
+    async def _soak(self, first: int, calls: int, slots: int, figures: SoakFigures) -> list[CallResult]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        steady = SteadyWindow(calls, 0.0)  # unused by the soak's figures, which are whole-call
+        url = self._stack.bridge_url.replace("http://", "ws://") + "/media-stream"
+        auth_token, token_key = os.environ["TWILIO_AUTH_TOKEN"], os.environ["STREAM_TOKEN_KEY"].encode()
+
+        async def one_line(line: int) -> list[CallResult]:
+            """One caller's line: a call, and when it hangs up the next, `slots` times; each is dialled (Call
+            record, stream token) just before it starts, as the webhook would, so no token expires waiting."""
+            await asyncio.sleep(line * SOAK_RAMP_S / calls)
+            results = []
+            for slot in range(slots):
+                [(number, dial)] = await asyncio.to_thread(_dials, url, auth_token, token_key,
+                                                           first + line * slots + slot, 1)
+                results.append(await LoadCaller(number, dial, figures.call_seconds, steady).run())
+            return results
+
+        async def sample_rss() -> None:
+            while True:
+                figures.rss.append((loop.time() - started, processes.sample(self._bridge_pid).rss_bytes))
+                await asyncio.sleep(SOAK_SAMPLE_S)
+
+        sampler = asyncio.create_task(sample_rss())
+        try:
+            lines = await asyncio.gather(*(one_line(line) for line in range(calls)))
+        finally:
+            sampler.cancel()
+        figures.rss.append((loop.time() - started, processes.sample(self._bridge_pid).rss_bytes))
+        return [result for line in lines for result in line]
 
     def _model_sessions(self, calls: range) -> list[dict[str, Any]]:
         """The model's figures for these calls; each session writes its line when the bridge closes it."""

@@ -38,3 +38,15 @@ def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_pa
     assert len(figures.greeting_overhead_us) == 3
     assert figures.bridge_cpu > 0 and figures.bridge_rss_bytes > 0
     assert len(report.row(figures)) == len(report.COLUMNS)
+
+
+def test_a_soak_replaces_each_caller_as_it_hangs_up_and_samples_memory_throughout(tmp_path: Path) -> None:
+    with LoadBench(log_dir=tmp_path) as bench:
+        figures = bench.soak(calls=2, minutes=0.15, call_seconds=3.0)  # 9 s: three calls on each line
+    assert figures.errors == []
+    assert figures.calls_served == 6
+    assert figures.frames_sent == figures.frames_received > 6 * 100
+    assert figures.deltas_sent == figures.deltas_received > 6
+    assert len(figures.rss) >= 2 and all(rss > 0 for _, rss in figures.rss)
+    assert figures.growth_bytes == figures.rss[-1][1] - figures.rss_after_first_turnover()
+    assert len(report.soak_rows(figures)) == len(figures.rss) and "6 calls served" in report.soak_note(figures)

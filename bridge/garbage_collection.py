@@ -1,0 +1,54 @@
+"""Python's cyclic garbage collector, run on the bridge's terms: small full collections on a schedule.
+
+Every call leaves a few thousand objects in reference cycles that only a full collection frees (the
+libraries' own: a closed WebSocket connection and its protocol, botocore's response parsers). CPython
+runs a full collection only once that pile reaches a quarter of the long-lived heap, so memory climbs for
+minutes and then every call's audio stops while one large collection runs. Measured with `make soak`
+(50 calls, each replaced after 30 s): without this, +25 KiB of RSS per call served and still climbing after
+ten minutes; with a full collection every 30 s, flat.
+
+At start, everything loaded so far (FastAPI, botocore's service models, the clients) is frozen: it lives as
+long as the process, and out of the collector's sight a full collection scans only the calls' own objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+from aws_lambda_powertools import Logger
+
+logger = Logger(service="voiceline-bridge", child=True)
+
+
+class GarbageCollection:
+    """Freezes the start-up heap, then runs a full collection every `interval_s`; `last_pause_ms` is its cost."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.collections = 0
+        self.last_pause_ms = 0.0
+
+    def start(self) -> None:
+        gc.freeze()
+        self._task = asyncio.create_task(self._every_interval(), name="garbage-collection")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def collect(self) -> int:
+        started = time.perf_counter()
+        freed = gc.collect()
+        self.last_pause_ms = (time.perf_counter() - started) * 1000
+        self.collections += 1
+        logger.debug("garbage collected", freed=freed, pause_ms=round(self.last_pause_ms, 1))
+        return freed
+
+    async def _every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            self.collect()

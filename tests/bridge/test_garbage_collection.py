@@ -1,0 +1,64 @@
+"""The bridge's scheduled full collections free reference cycles left behind, without waiting for CPython's own."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from bridge.garbage_collection import GarbageCollection
+
+
+class _Leftover:
+    """Stands in for what a finished call leaves: objects that refer to each other and to nothing else."""
+
+    def __init__(self) -> None:
+        self.partner = _Partner(self)
+
+
+class _Partner:
+    def __init__(self, owner: _Leftover) -> None:
+        self.owner = owner
+
+
+@pytest.fixture
+def automatic_collection_off() -> Iterator[None]:
+    """Only the scheduled collection may free the cycle; the heap this test freezes is thawed after it."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+async def test_a_cycle_left_by_a_call_is_freed_by_the_next_scheduled_collection(automatic_collection_off: None) -> None:
+    collection = GarbageCollection(interval_s=0.05)
+    collection.start()
+    try:
+        leftover = _Leftover()
+        gone = weakref.ref(leftover)
+        del leftover
+        assert gone() is not None  # a cycle: reference counting alone never frees it
+        await asyncio.sleep(0.2)
+        assert gone() is None
+        assert collection.collections >= 1 and collection.last_pause_ms > 0
+    finally:
+        await collection.aclose()
+
+
+async def test_what_existed_at_start_is_frozen_out_of_the_collectors_sight(automatic_collection_off: None) -> None:
+    before = _Leftover()
+    gone = weakref.ref(before)
+    collection = GarbageCollection(interval_s=3600)
+    collection.start()
+    try:
+        del before
+        collection.collect()
+        assert gone() is not None  # frozen with the start-up heap, as the clients and models are
+        assert gc.get_freeze_count() > 0
+    finally:
+        await collection.aclose()
