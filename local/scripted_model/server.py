@@ -64,6 +64,11 @@ class ScriptedModelServer:
         """The base URL a client appends `?model=…` to, as with `wss://api.openai.com/v1/realtime`."""
         return f"ws://{self.host}:{self.port}{REALTIME_PATH}"
 
+    @property
+    def open_connections(self) -> int:
+        """Sockets open on the server now, handshakes under way included."""
+        return len(self._server.connections) if self._server is not None else 0
+
     async def start(self) -> None:
         self._server = await serve_websockets(self._run_session, self.host, self._requested_port,
                                    process_request=self._route, max_size=MAX_EVENT_BYTES)

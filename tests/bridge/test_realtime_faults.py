@@ -218,3 +218,27 @@ async def test_the_session_is_renewed_before_its_limit_while_the_caller_keeps_ta
     renewals = events_of("CA303", "model_session_renewed")
     assert len(renewals) == len(model.sessions) - 1 and all(r.data["age_s"] >= 1 for r in renewals)
     assert not events_of("CA303", "model_reconnected")
+
+
+async def test_a_call_that_ends_while_its_session_renewal_connects_leaves_no_model_connection_open(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    seed("CA304")
+    monkeypatch.setenv("OPENAI_SESSION_RECYCLE_S", "1")
+    plan = FaultPlan()
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch) as url:
+        async with CallerLeg.open(url, twilio_signer, "CA304") as leg:
+            listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+            await until(lambda: len(leg.heard()) >= len(DEMO.greeting.audio))
+            plan.handshake_delay_s = 8.0  # the renewal's handshake hangs, as on a slow network
+            await asyncio.sleep(2.0)  # due at 1 s in a quiet moment: by now the renewal's handshake is held
+            await leg.hang_up()
+            await listening
+        call = await ended_call("CA304")
+        await until(lambda: len(plan.connects) == 2)  # the held handshake was the renewal's, now answered
+        await until(lambda: model.open_connections == 0)  # neither the call's session nor the half-open renewal
+
+    assert call.end_reason == "caller_hung_up"
+    assert call.duration_s < 5  # the call did not wait out the renewal's 8 s handshake
+    # The aborted handshake may still reach the server's session handler; it is closed like the call's own.
+    assert all(session.record.closed for session in model.sessions)
+    assert not events_of("CA304", "model_session_renewed")
