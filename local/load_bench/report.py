@@ -64,8 +64,8 @@ def soak_rows(figures: SoakFigures) -> list[tuple[object, ...]]:
 def soak_note(figures: SoakFigures) -> str:
     baseline, growth = figures.rss_after_first_turnover(), figures.growth_bytes
     lines = [
-        f"{figures.calls_served} calls served; lost c→m {figures.frames_sent - figures.frames_received}, "
-        f"m→c {figures.deltas_sent - figures.deltas_received}; relay p99 c→m {_ms(figures.caller_to_model_us, 0.99)} "
+        f"{figures.calls_served} calls served; lost c→m {figures.caller_frames_lost}, "
+        f"m→c {figures.agent_deltas_lost}; relay p99 c→m {_ms(figures.caller_to_model_us, 0.99)} "
         f"ms, m→c {_ms(figures.model_to_caller_us, 0.99)} ms (whole calls).",
         f"RSS after the first callers were all replaced {baseline / 2**20:.1f} MiB, at the end "
         f"{figures.rss[-1][1] / 2**20:.1f} MiB: {growth / 2**20:+.1f} MiB "

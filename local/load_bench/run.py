@@ -35,31 +35,17 @@ SOAK_RAMP_S = 2.0  # the soak's first callers arrive over this, then each line i
 SOAK_SAMPLE_S = 15.0
 
 
-@dataclass
-class LoadFigures:
-    """One run's figures. Latencies in microseconds; CPU in percent of one core."""
+@dataclass(kw_only=True)
+class RelayCounts:
+    """What went each way, as the callers and the model saw it: frames, deltas and latencies in microseconds."""
 
-    calls: int
-    seconds: float
     caller_to_model_us: list[int] = field(default_factory=list)
     model_to_caller_us: list[int] = field(default_factory=list)
-    # The same, for audio sent while every call was up: the relay itself, with no set-up or hang-up around it
-    steady_caller_to_model_us: list[int] = field(default_factory=list)
-    steady_model_to_caller_us: list[int] = field(default_factory=list)
     frames_sent: int = 0
     frames_received: int = 0
     deltas_sent: int = 0
     deltas_received: int = 0
-    greeting_overhead_us: list[int] = field(default_factory=list)
-    turn_overhead_us: list[int] = field(default_factory=list)
-    bridge_cpu: float = 0.0
-    bridge_cpu_s: float = 0.0  # the bridge's CPU time over the whole run, set-up and hang-ups included
-    harness_cpu: float = 0.0
-    model_cpu: float = 0.0
-    bridge_rss_bytes: int = 0
-    bridge_rss_idle_bytes: int = 0
     errors: list[str] = field(default_factory=list)
-    load_average: str = ""
 
     @property
     def caller_frames_lost(self) -> int:
@@ -68,6 +54,55 @@ class LoadFigures:
     @property
     def agent_deltas_lost(self) -> int:
         return self.deltas_sent - self.deltas_received
+
+    def count_callers(self, results: list[CallResult]) -> None:
+        for result in results:
+            self.frames_sent += result.frames_sent
+            self.deltas_received += result.deltas_received
+            self.model_to_caller_us += result.model_to_caller_us
+            if result.error:
+                self.errors.append(f"call {result.call}: {result.error}")
+
+    def count_model_sessions(self, sessions: list[dict[str, Any]], calls: int) -> None:
+        for session in sessions:
+            self.frames_received += session["frames"]
+            self.deltas_sent += session["deltas_sent"]
+            self.caller_to_model_us += session["latency_us"]
+        if len(sessions) < calls:
+            self.errors.append(f"{calls - len(sessions)} calls never reached the model: their frames count as lost")
+
+
+@dataclass
+class LoadFigures(RelayCounts):
+    """One run's figures. Latencies in microseconds; CPU in percent of one core."""
+
+    calls: int
+    seconds: float
+    # The relay latencies again, for audio sent while every call was up: no set-up or hang-up around it
+    steady_caller_to_model_us: list[int] = field(default_factory=list)
+    steady_model_to_caller_us: list[int] = field(default_factory=list)
+    greeting_overhead_us: list[int] = field(default_factory=list)
+    turn_overhead_us: list[int] = field(default_factory=list)
+    bridge_cpu: float = 0.0
+    bridge_cpu_s: float = 0.0  # the bridge's CPU time over the whole run, set-up and hang-ups included
+    harness_cpu: float = 0.0
+    model_cpu: float = 0.0
+    bridge_rss_bytes: int = 0
+    bridge_rss_idle_bytes: int = 0
+    load_average: str = ""
+
+    def count_callers(self, results: list[CallResult]) -> None:
+        super().count_callers(results)
+        for result in results:
+            self.steady_model_to_caller_us += result.steady_model_to_caller_us
+            self.turn_overhead_us += result.turn_overhead_us
+            if result.greeting_overhead_us is not None:
+                self.greeting_overhead_us.append(result.greeting_overhead_us)
+
+    def count_model_sessions(self, sessions: list[dict[str, Any]], calls: int) -> None:
+        super().count_model_sessions(sessions, calls)
+        for session in sessions:
+            self.steady_caller_to_model_us += session["steady_latency_us"]
 
     @property
     def bridge_cpu_us_per_frame(self) -> float:
@@ -80,21 +115,14 @@ class LoadFigures:
 
 
 @dataclass
-class SoakFigures:
+class SoakFigures(RelayCounts):
     """A soak: `calls` callers kept up for `minutes`, each replaced as it hangs up, the bridge's RSS sampled."""
 
     calls: int
     minutes: float
     call_seconds: float
     calls_served: int = 0
-    frames_sent: int = 0
-    frames_received: int = 0
-    deltas_sent: int = 0
-    deltas_received: int = 0
-    model_to_caller_us: list[int] = field(default_factory=list)
-    caller_to_model_us: list[int] = field(default_factory=list)
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds into the soak, bridge RSS bytes)
-    errors: list[str] = field(default_factory=list)
 
     def rss_after_first_turnover(self) -> int:
         """The baseline: once every first caller has been replaced, so one-off allocations (clients, caches, the
@@ -160,25 +188,8 @@ class LoadBench:
                        os.environ["TWILIO_AUTH_TOKEN"], os.environ["STREAM_TOKEN_KEY"].encode(), first, calls)
         figures = LoadFigures(calls, seconds, bridge_rss_idle_bytes=self._bridge_idle_rss,
                               load_average=processes.load_average())
-        results = run_fast(self._place(dials, seconds, figures))
-        for result in results:
-            figures.frames_sent += result.frames_sent
-            figures.deltas_received += result.deltas_received
-            figures.model_to_caller_us += result.model_to_caller_us
-            figures.steady_model_to_caller_us += result.steady_model_to_caller_us
-            figures.turn_overhead_us += result.turn_overhead_us
-            if result.greeting_overhead_us is not None:
-                figures.greeting_overhead_us.append(result.greeting_overhead_us)
-            if result.error:
-                figures.errors.append(f"call {result.call}: {result.error}")
-        sessions = self._model_sessions(range(first, first + calls))
-        for session in sessions:
-            figures.frames_received += session["frames"]
-            figures.deltas_sent += session["deltas_sent"]
-            figures.caller_to_model_us += session["latency_us"]
-            figures.steady_caller_to_model_us += session["steady_latency_us"]
-        if len(sessions) < calls:
-            figures.errors.append(f"{calls - len(sessions)} calls never reached the model: their frames count as lost")
+        figures.count_callers(run_fast(self._place(dials, seconds, figures)))
+        figures.count_model_sessions(self._model_sessions(range(first, first + calls)), calls)
         return figures
 
     async def _place(self, dials: list[tuple[int, Dial]], seconds: float, figures: LoadFigures) -> list[CallResult]:
@@ -219,17 +230,9 @@ class LoadBench:
         self._next_call += calls * slots
         figures = SoakFigures(calls, minutes, call_seconds)
         results = run_fast(self._soak(first, calls, slots, figures))
-        for result in results:
-            figures.frames_sent += result.frames_sent
-            figures.deltas_received += result.deltas_received
-            figures.model_to_caller_us += result.model_to_caller_us
-            if result.error:
-                figures.errors.append(f"call {result.call}: {result.error}")
         figures.calls_served = len(results)
-        for session in self._model_sessions(range(first, first + len(results))):
-            figures.frames_received += session["frames"]
-            figures.deltas_sent += session["deltas_sent"]
-            figures.caller_to_model_us += session["latency_us"]
+        figures.count_callers(results)
+        figures.count_model_sessions(self._model_sessions(range(first, first + len(results))), len(results))
         return figures
 
     async def _soak(self, first: int, calls: int, slots: int, figures: SoakFigures) -> list[CallResult]:

@@ -53,7 +53,7 @@ class FaultPlan:
         self._refusals: dict[int, HTTPStatus] = {}
         self._session_faults: dict[int, SessionFault] = {}
         self.connects: list[float] = []
-        """time.monotonic() of every handshake, refused or not."""
+        """time.monotonic() at which every handshake arrived, refused or not, held or answered."""
         self.handshake_delay_s = 0.0
         """Added before each handshake is answered: stands in for the network and TLS to a distant API."""
 
@@ -65,10 +65,14 @@ class FaultPlan:
     def fail_session(self, number: int, fault: SessionFault) -> None:
         self._session_faults[number] = fault
 
-    def refusal(self) -> tuple[HTTPStatus, dict[str, Any]] | None:
-        """The status and error body to refuse this handshake with, or None to let it through."""
-        status = self._refusals.get(len(self.connects))
+    async def answer(self) -> tuple[HTTPStatus, dict[str, Any]] | None:
+        """Note a handshake's arrival, hold it `handshake_delay_s`, then the status and error body to refuse it
+        with, or None to let it through."""
+        number = len(self.connects)
         self.connects.append(time.monotonic())
+        if self.handshake_delay_s:
+            await asyncio.sleep(self.handshake_delay_s)
+        status = self._refusals.get(number)
         if status is None:
             return None
         error_type, code, message = _REFUSAL_CODES.get(status, ("server_error", None, status.phrase))

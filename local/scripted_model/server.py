@@ -96,9 +96,7 @@ class ScriptedModelServer:
             return _json_response(connection, HTTPStatus.OK, [s.record.to_json() for s in self.sessions])
         if path != REALTIME_PATH:
             return _json_response(connection, HTTPStatus.NOT_FOUND, {"error": {"message": f"No route {path}"}})
-        if self.faults is not None and self.faults.handshake_delay_s:
-            await asyncio.sleep(self.faults.handshake_delay_s)
-        refusal = self.faults.refusal() if self.faults is not None else None
+        refusal = await self.faults.answer() if self.faults is not None else None
         if refusal is not None:
             return _json_response(connection, *refusal)
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")

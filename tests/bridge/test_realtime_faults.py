@@ -230,11 +230,10 @@ async def test_a_call_that_ends_while_its_session_renewal_connects_leaves_no_mod
             listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
             await until(lambda: len(leg.heard()) >= len(DEMO.greeting.audio))
             plan.handshake_delay_s = 8.0  # the renewal's handshake hangs, as on a slow network
-            await asyncio.sleep(2.0)  # due at 1 s in a quiet moment: by now the renewal's handshake is held
+            await until(lambda: len(plan.connects) == 2)  # the renewal's handshake has arrived, and is held
             await leg.hang_up()
             await listening
         call = await ended_call("CA304")
-        await until(lambda: len(plan.connects) == 2)  # the held handshake was the renewal's, now answered
         await until(lambda: model.open_connections == 0)  # neither the call's session nor the half-open renewal
 
     assert call.end_reason == "caller_hung_up"
