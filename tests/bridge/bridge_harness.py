@@ -55,6 +55,7 @@ class TwilioLeg:
         self.first_media = asyncio.Event()
         self.marks_echoed = 0
         self.frames_sent = 0  # caller audio frames, for counting what the bridge relayed
+        self._hung_up = False  # Twilio sends no media after `stop`; neither do we
         self._hold_marks = hold_marks
         self._held: list[dict[str, Any]] = []
 
@@ -80,6 +81,7 @@ class TwilioLeg:
         return self.socket.close_code
 
     async def hang_up(self) -> None:
+        self._hung_up = True
         await self.socket.send(json.dumps({"event": "stop", "stop": {"callSid": self.call_sid}}))
 
     async def release_marks(self) -> None:
@@ -89,11 +91,14 @@ class TwilioLeg:
         self._hold_marks = False
 
     async def _send_silence(self) -> None:
-        with pytest.raises(ConnectionClosed):
-            while True:
+        """Every 20 ms until the caller hangs up or the bridge closes the socket."""
+        try:
+            while not self._hung_up:
                 await self.socket.send(json.dumps({"event": "media", "media": {"payload": SILENCE_FRAME}}))
                 self.frames_sent += 1
                 await asyncio.sleep(0.02)
+        except ConnectionClosed:
+            pass
 
     async def _listen(self) -> None:
         try:
