@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
+from bridge import setup_reads
 from voiceline.agents import get_agent
 from voiceline.models import Agent
 
@@ -37,7 +38,7 @@ class AgentCache:
     async def get(self, agent_id: str) -> Agent | None:
         """The agent as stored now; None when it does not exist (a deleted agent is forgotten too)."""
         try:
-            agent = await asyncio.wait_for(asyncio.to_thread(self._read, agent_id), self._read_timeout_s)
+            agent = await asyncio.wait_for(setup_reads.read(self._read, agent_id), self._read_timeout_s)
         except Exception as error:
             entry = self._entries.get(agent_id)
             if entry is None or time.monotonic() - entry[0] >= self._fallback_ttl_s:

@@ -21,6 +21,7 @@ from aws_lambda_powertools import Logger
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bridge import realtime_protocol as realtime
+from bridge import setup_reads
 from bridge import twilio_protocol as twilio
 from bridge.agent_cache import AgentCache
 from bridge.agent_tools import AgentTools, CallControl
@@ -120,6 +121,7 @@ class CallSession:
         self.tool_outcomes: dict[str, list[calls.ToolOutcome]] = {}
         self.control: CallControl | None = None  # the hang-up or transfer under way
         self._call_update: asyncio.Task[CallControlResult] | None = None  # its Twilio REST request
+        self._marking_started: asyncio.Task[None] | None = None  # the Call's `in_progress` write
         self._expected_stop: str | None = None  # why Twilio is about to stop the stream, when we asked it to
         self._caller_id = ""
         self.dropped_items: set[str] = set()
@@ -230,7 +232,7 @@ class CallSession:
         try:
             agent, call = await asyncio.wait_for(asyncio.gather(
                 self.agents.get(self._agent_id),
-                asyncio.to_thread(calls.get_call, start.call_sid)), DB_TIMEOUT_S)
+                setup_reads.read(calls.get_call, start.call_sid)), DB_TIMEOUT_S)
         except Exception as error:
             logger.exception("agent or call lookup failed", call_sid=self.call_sid)
             self._record("error", data={"source": "dynamodb", "message": f"agent or call lookup failed: {error!r}"})
@@ -245,7 +247,8 @@ class CallSession:
         self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker,
                                 self.settings.tool_failures_before_disabling)
         self.recorder.start()
-        marked = asyncio.create_task(self._mark_stream_started(start))
+        # The greeting does not wait on this write; the Call is finalised only after it (see _clean_up).
+        self._marking_started = asyncio.create_task(self._mark_stream_started(start))
         # The caller's name is looked up while the model connects, so the greeting can use it.
         lookup = asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
         # A failed connect is kept by the link: the model pump then hands the call over (`_hand_over`).
@@ -254,7 +257,6 @@ class CallSession:
         if looked_up is not None:
             self._record_tool_call("lookup_customer", "call-start", {}, looked_up)
         await self._start_conversation(agent, call, customer_name)
-        await marked
         self.state = "active"
         return True
 
@@ -360,6 +362,8 @@ class CallSession:
             return
         if self._call_update is not None:  # its event belongs before call_ended; the REST client times out
             await asyncio.gather(self._call_update, return_exceptions=True)
+        if self._marking_started is not None:  # `in_progress` must land before `ended`, never after it
+            await self._marking_started
         reason = self.end_reason or "unknown"
         self.recorder.record("call_ended", data={"reason": reason, "frames_skipped": self.frames_skipped,
                                                  "model_events_ignored": self.model_events_ignored})

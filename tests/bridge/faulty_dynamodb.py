@@ -2,13 +2,16 @@
 
 Not a test module. The proxy answers the requests a rule matches (by operation and table) with the
 error DynamoDB itself sends when it throttles (HTTP 400, a JSON `__type`), for the next `times`
-requests, and passes every other request through to moto unchanged. The code under test talks to it
+requests, or holds them unanswered until the test releases them (DynamoDB slow to answer), and
+passes every other request through to moto unchanged. The code under test talks to it
 through AWS_ENDPOINT_URL_DYNAMODB, exactly as it talks to DynamoDB.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +39,12 @@ class Rule:
     table: str | None  # None: any table
     times: float  # how many more matching requests fail; float("inf") for "until told otherwise"
     error_type: str = THROTTLED
-    failed: int = 0
+    matched: int = 0  # requests failed, or held
+    released: threading.Event | None = None  # for a hold: set, and the held requests go on to moto
+
+    def release(self) -> None:
+        assert self.released is not None, "only a hold is released"
+        self.released.set()
 
 
 @dataclass
@@ -51,15 +59,21 @@ class FaultyDynamoDB:
         self.rules.append(rule)
         return rule
 
+    def hold(self, operation: str, table: str | None = None, times: float = float("inf")) -> Rule:
+        """Matching requests wait, unanswered, until `rule.release()`; then they reach moto as usual."""
+        rule = Rule(operation, table, times, released=threading.Event())
+        self.rules.append(rule)
+        return rule
+
     def heal(self) -> None:
         self.rules.clear()
 
-    def _failing_rule(self, operation: str, body: bytes) -> Rule | None:
+    def _matching_rule(self, operation: str, body: bytes) -> Rule | None:
         for rule in self.rules:
-            if rule.operation != operation or rule.failed >= rule.times:
+            if rule.operation != operation or rule.matched >= rule.times:
                 continue
             if rule.table is None or rule.table in _tables(body):
-                rule.failed += 1
+                rule.matched += 1
                 return rule
         return None
 
@@ -73,8 +87,11 @@ class FaultyDynamoDB:
             body = await request.body()
             operation = request.headers.get("x-amz-target", "").rpartition(".")[2]
             self.requests.append(f"{operation} {' '.join(sorted(_tables(body)))}")
-            rule = self._failing_rule(operation, body)
-            if rule is not None:
+            rule = self._matching_rule(operation, body)
+            if rule is not None and rule.released is not None:
+                while not rule.released.is_set():
+                    await asyncio.sleep(0.005)
+            if rule is not None and rule.released is None:
                 error = {"__type": rule.error_type, "message": "Rate of requests exceeds the allowed throughput."}
                 response = Response(json.dumps(error), 400, media_type="application/x-amz-json-1.0")
             else:

@@ -65,7 +65,7 @@ async def test_throttled_writes_are_retried_and_every_event_arrives_once_in_orde
         recorder.record("transcript", role="caller", text=f"line {n}")
         await asyncio.sleep(0.005)
     await recorder.close()
-    assert rule.failed == 6
+    assert rule.matched == 6
     events = await asyncio.to_thread(_events, "CA401")
     assert [(e.seq, e.text) for e in events] == [(n + 1, f"line {n}") for n in range(60)]
     assert recorder.dropped == 0
@@ -128,7 +128,7 @@ async def test_a_call_while_dynamodb_throttles_relays_audio_records_every_event_
 
     call = await ended_call("CA404")
     assert call.end_reason == "caller_hung_up" and call.events_dropped == 0
-    assert event_writes.failed == 8 and finalise.failed == 5
+    assert event_writes.matched == 8 and finalise.matched == 5
     events = await asyncio.to_thread(_events, "CA404")
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     kinds = [e.kind for e in events]

@@ -1,0 +1,99 @@
+"""What the greeting waits for: the agent and call reads and the model, never a DynamoDB write.
+
+DynamoDB is moto behind the fault proxy (tests/bridge/faulty_dynamodb.py), which holds chosen
+requests unanswered until the test lets them go: a write that is slow to answer, for real, over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from bridge.event_recorder import CallEventRecorder
+from local.scripted_model import ScriptedModelServer, load_script
+from local.stack import DEMO_CONVERSATION
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
+from tests.bridge.faulty_dynamodb import FaultyDynamoDB, faulty_dynamodb
+from tests.conftest import TwilioSigner
+from voiceline import calls
+from voiceline.models import Agent, Call
+
+# asyncio's default thread pool, where the bridge's writes run: min(32, cores + 4) threads
+DEFAULT_POOL_THREADS = min(32, (os.cpu_count() or 1) + 4)
+GREETING_WITHIN_S = 2.5  # under botocore's 3 s read timeout: a greeting queued behind a held write misses it
+
+
+@pytest.fixture
+def dynamodb_faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyDynamoDB]:
+    with faulty_dynamodb(monkeypatch) as faults:
+        yield faults
+
+
+@pytest.fixture
+async def scripted_model() -> AsyncIterator[ScriptedModelServer]:
+    async with ScriptedModelServer(load_script(DEMO_CONVERSATION), port=0) as server:
+        yield server
+
+
+def _seed(call_sid: str) -> None:
+    Agent(AGENT, tenant_id=TENANT, name="Ava", business_name="Acme", instructions="Help", greeting="Hello",
+          max_duration_s=60, silence_timeout_s=60).save()
+    calls.create_call(call_sid, TENANT, AGENT, "+15551230000", "+15550100")
+
+
+async def _until(condition: object, timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswered_and_the_call_still_ends_ended(
+        dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    await asyncio.to_thread(_seed, "CA501")
+    in_progress = dynamodb_faults.hold("UpdateItem", table=Call.Meta.table_name, times=1)
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA501") as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)
+        assert in_progress.matched == 1 and not in_progress.released.is_set()  # heard before the write returned
+        await leg.hang_up()
+        await asyncio.sleep(0.2)  # the call is ending; its `ended` must still wait for `in_progress`
+        in_progress.release()
+        await listening
+
+    call = await ended_call("CA501")
+    assert (call.status, call.end_reason, call.stream_sid) == ("ended", "caller_hung_up", "MZ1")
+
+
+async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
+        dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    await asyncio.to_thread(_seed, "CA502")
+    event_writes = dynamodb_faults.hold("BatchWriteItem")
+    others = [CallEventRecorder(f"CA5{n:02d}x", time.monotonic(), interval_s=0.01)
+              for n in range(DEFAULT_POOL_THREADS)]  # other calls, each flushing events that DynamoDB sits on
+    for recorder in others:
+        recorder.record("transcript", role="caller", text="hello")
+        recorder.start()
+    await _until(lambda: event_writes.matched >= DEFAULT_POOL_THREADS)
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA502") as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)
+        assert not event_writes.released.is_set()
+        event_writes.release()
+        await leg.hang_up()
+        await listening
+    for recorder in others:
+        await recorder.close()
+
+    call = await ended_call("CA502")
+    assert call.end_reason == "caller_hung_up" and call.events_dropped == 0
+    for recorder in others:
+        assert [event.text for event in await asyncio.to_thread(calls.list_events, recorder.call_sid)] == ["hello"]
