@@ -35,6 +35,11 @@ class AgentCache:
         self._read_timeout_s = read_timeout_s
         self._entries: dict[str, tuple[float, Agent]] = {}
 
+    def last_copy(self, agent_id: str) -> Agent | None:
+        """The agent as last read, however old: a guess to act on before the fresh read arrives."""
+        entry = self._entries.get(agent_id)
+        return entry[1] if entry is not None else None
+
     async def get(self, agent_id: str) -> Agent | None:
         """The agent as stored now; None when it does not exist (a deleted agent is forgotten too)."""
         try:

@@ -108,6 +108,7 @@ class CallSession:
         self.agent: Agent | None = None
         self.tools: AgentTools | None = None
         self.link: RealtimeLink | None = None
+        self._connecting: asyncio.Task[None] | None = None  # the link's first connect, begun at `start`
         self.recorder: CallEventRecorder | None = None
         self.playback = PlaybackTracker()
         self.response_active = False
@@ -127,6 +128,7 @@ class CallSession:
         self.dropped_items: set[str] = set()
         self.interruptions = 0
         self.greeting_latency_ms: float | None = None
+        self.setup_reads_ms: float | None = None  # DynamoDB's share of the greeting latency
         self.turn_latencies_ms: list[float] = []
         self.usage: dict[str, Any] = {}
         self.frames_skipped = 0
@@ -229,6 +231,11 @@ class CallSession:
         self.state = "connecting"
         self.recorder = CallEventRecorder(start.call_sid, self._stream_started,
                                           self.settings.event_flush_interval_s)
+        # The model connects while DynamoDB answers, for the model this agent had when last read here (else the
+        # pool's). Should the agent now name another, that connection is dropped for one to the right model.
+        known = self.agents.last_copy(self._agent_id)
+        self._start_connecting(known.model if known is not None else self.settings.openai_pool_model)
+        reads_started = time.monotonic()
         try:
             agent, call = await asyncio.wait_for(asyncio.gather(
                 self.agents.get(self._agent_id),
@@ -237,6 +244,7 @@ class CallSession:
             logger.exception("agent or call lookup failed", call_sid=self.call_sid)
             self._record("error", data={"source": "dynamodb", "message": f"agent or call lookup failed: {error!r}"})
             return await self._apologise_instead()
+        self.setup_reads_ms = (time.monotonic() - reads_started) * 1000
         if agent is None or call is None or agent.tenant_id != self._tenant_id:
             self.end(AGENT_UNAVAILABLE)
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
@@ -252,7 +260,7 @@ class CallSession:
         # The caller's name is looked up while the model connects, so the greeting can use it.
         lookup = asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
         # A failed connect is kept by the link: the model pump then hands the call over (`_hand_over`).
-        await self._connect_model(agent.model)
+        await self._connected(agent.model)
         customer_name, looked_up = await lookup
         if looked_up is not None:
             self._record_tool_call("lookup_customer", "call-start", {}, looked_up)
@@ -260,12 +268,29 @@ class CallSession:
         self.state = "active"
         return True
 
-    async def _connect_model(self, model: str) -> RealtimeLink:
-        """The call's model session; a failed connect is kept by the link (see RealtimeLink.connect)."""
+    def _start_connecting(self, model: str) -> None:
         self.link = RealtimeLink(self.settings, model, self.pool, self._on_model_interrupted,
                                  lambda kind, data: self._record(kind, data=data))
-        await self.link.connect()
+        self._connecting = asyncio.create_task(self.link.connect())
+
+    async def _connected(self, model: str) -> RealtimeLink:
+        """The call's model session, connected for `model`; a failed connect is kept by the link (see
+        RealtimeLink.connect)."""
+        assert self.link is not None
+        if self.link.model != model:
+            await self._stop_connecting()
+            self._start_connecting(model)
+        assert self.link is not None and self._connecting is not None
+        await self._connecting
         return self.link
+
+    async def _stop_connecting(self) -> None:
+        """Drop the model session, connected or still connecting."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        if self.link is not None:
+            await self.link.close()
 
     async def _apologise_instead(self) -> bool:
         """The agent could not be read and no copy stands in: the model says a fixed apology, then the call ends.
@@ -279,7 +304,7 @@ class CallSession:
         self.tools = AgentTools(self.agent, CallContext(self.call_sid, self._agent_id, self._tenant_id, "", ""),
                                 self.tool_invoker)
         self.recorder.start()
-        if (await self._connect_model(self.agent.model)).failure is not None:
+        if (await self._connected(self.agent.model)).failure is not None:
             self.end(AGENT_UNAVAILABLE)
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
             return False
@@ -355,8 +380,7 @@ class CallSession:
     async def _clean_up(self) -> None:
         """The single end path: close both sockets, flush events, finalise the Call."""
         self.state = "ending"
-        if self.link is not None:
-            await self.link.close()
+        await self._stop_connecting()
         await self._close_twilio(1000, self.end_reason or "call ended")
         if self.recorder is None or self.call_sid is None:
             return
@@ -371,10 +395,10 @@ class CallSession:
         outcome = calls.CallOutcome(
             end_reason=reason, ended_at=datetime.now(UTC),
             duration_s=time.monotonic() - self._stream_started,
-            greeting_latency_ms=self.greeting_latency_ms, turn_latencies_ms=self.turn_latencies_ms,
-            interruptions=self.interruptions, usage=self.usage, events_dropped=self.recorder.dropped,
-            tool_outcomes=self.tool_outcomes, model=self.agent.model if self.agent else "",
-            events_written=self.recorder.written)
+            greeting_latency_ms=self.greeting_latency_ms, setup_reads_ms=self.setup_reads_ms,
+            turn_latencies_ms=self.turn_latencies_ms, interruptions=self.interruptions, usage=self.usage,
+            events_dropped=self.recorder.dropped, events_written=self.recorder.written,
+            tool_outcomes=self.tool_outcomes, model=self.agent.model if self.agent else "")
         if not await retry_until(time.monotonic() + FINALISE_DEADLINE_S, lambda: self._finalise(outcome),
                                  Backoff(FINALISE_BACKOFF_BASE_S, FINALISE_BACKOFF_CAP_S)):
             logger.error("gave up finalising the call record", call_sid=self.call_sid, end_reason=reason)

@@ -66,6 +66,7 @@ class CallDetail(CallSummary):
 
     stream_started_at: datetime | None = None
     greeting_latency_ms: float | None = None
+    setup_reads_ms: float | None = Field(None, description="Of the greeting latency: DynamoDB reads at call start.")
     turn_latency_p50_ms: float | None = None
     turn_latency_p95_ms: float | None = None
     turn_latencies_ms: list[float] | None = None

@@ -45,12 +45,14 @@ class CallResult:
     """What one caller measured; latencies in microseconds, on the machine-wide monotonic clock."""
 
     call: int
+    call_sid: str = ""
     frames_sent: int = 0
     deltas_received: int = 0
     model_to_caller_us: list[int] = field(default_factory=list)
     steady_model_to_caller_us: list[int] = field(default_factory=list)  # deltas sent in the steady window
     greeting_overhead_us: int | None = None  # first audio heard after `start`, less the model's own time
     turn_overhead_us: list[int] = field(default_factory=list)  # same, from the end of each caller turn
+    steady_turn_overhead_us: list[int] = field(default_factory=list)  # for turns that ended in the steady window
     error: str | None = None
 
 
@@ -95,7 +97,7 @@ class Dial:
 
 class LoadCaller:
     def __init__(self, call: int, dial: Dial, seconds: float, steady: SteadyWindow) -> None:
-        self.result = CallResult(call)
+        self.result = CallResult(call, dial.call_sid)
         self._dial = dial
         self._seconds = seconds
         self._steady = steady
@@ -203,6 +205,8 @@ class LoadCaller:
                 self.result.greeting_overhead_us = (now_ns - self._start_ns - model_own_ns) // 1000
             elif self._turn_end_ns:
                 self.result.turn_overhead_us.append((now_ns - self._turn_end_ns - model_own_ns) // 1000)
+                if self._steady.holds(self._turn_end_ns):
+                    self.result.steady_turn_overhead_us.append(self.result.turn_overhead_us[-1])
                 self._turn_end_ns = 0
         if stamp.flags & LAST:
             self._agent_done_at = now

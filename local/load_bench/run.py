@@ -82,7 +82,10 @@ class LoadFigures(RelayCounts):
     steady_caller_to_model_us: list[int] = field(default_factory=list)
     steady_model_to_caller_us: list[int] = field(default_factory=list)
     greeting_overhead_us: list[int] = field(default_factory=list)
+    # Each greeting's overhead less the bridge's DynamoDB reads at `start` (the Call's setup_reads_ms)
+    greeting_less_reads_us: list[int] = field(default_factory=list)
     turn_overhead_us: list[int] = field(default_factory=list)
+    steady_turn_overhead_us: list[int] = field(default_factory=list)
     bridge_cpu: float = 0.0
     bridge_cpu_s: float = 0.0  # the bridge's CPU time over the whole run, set-up and hang-ups included
     harness_cpu: float = 0.0
@@ -96,8 +99,15 @@ class LoadFigures(RelayCounts):
         for result in results:
             self.steady_model_to_caller_us += result.steady_model_to_caller_us
             self.turn_overhead_us += result.turn_overhead_us
+            self.steady_turn_overhead_us += result.steady_turn_overhead_us
             if result.greeting_overhead_us is not None:
                 self.greeting_overhead_us.append(result.greeting_overhead_us)
+
+    def count_setup_reads(self, results: list[CallResult], setup_reads_ms: dict[str, float]) -> None:
+        for result in results:
+            reads_ms = setup_reads_ms.get(result.call_sid)
+            if result.greeting_overhead_us is not None and reads_ms is not None:
+                self.greeting_less_reads_us.append(result.greeting_overhead_us - int(reads_ms * 1000))
 
     def count_model_sessions(self, sessions: list[dict[str, Any]], calls: int) -> None:
         super().count_model_sessions(sessions, calls)
@@ -188,8 +198,10 @@ class LoadBench:
                        os.environ["TWILIO_AUTH_TOKEN"], os.environ["STREAM_TOKEN_KEY"].encode(), first, calls)
         figures = LoadFigures(calls, seconds, bridge_rss_idle_bytes=self._bridge_idle_rss,
                               load_average=processes.load_average())
-        figures.count_callers(run_fast(self._place(dials, seconds, figures)))
+        results = run_fast(self._place(dials, seconds, figures))
+        figures.count_callers(results)
         figures.count_model_sessions(self._model_sessions(range(first, first + calls)), calls)
+        figures.count_setup_reads(results, _setup_reads_ms([result.call_sid for result in results]))
         return figures
 
     async def _place(self, dials: list[tuple[int, Dial]], seconds: float, figures: LoadFigures) -> list[CallResult]:
@@ -295,6 +307,19 @@ def _reconnect_models() -> None:
 
     for model in ALL_MODELS:
         model._connection = None
+
+
+def _setup_reads_ms(call_sids: list[str]) -> dict[str, float]:
+    """What the bridge wrote on each finalised Call: how long its agent and call reads took at `start`."""
+    from voiceline.models import Call
+
+    deadline = time.monotonic() + MODEL_STATS_TIMEOUT_S
+    while True:
+        reads = {call.call_sid: call.setup_reads_ms for call in Call.batch_get(call_sids)
+                 if call.setup_reads_ms is not None}
+        if len(reads) == len(call_sids) or time.monotonic() > deadline:
+            return reads
+        time.sleep(0.2)  # the bridge finalises each Call just after its stream closes
 
 
 def _seed_agent() -> None:

@@ -9,7 +9,8 @@ import asyncio
 import base64
 import json
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,6 +40,15 @@ async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> As
 
     async with serving(app, lifespan="on", ws_max_size=MAX_FRAME_BYTES) as base_url:
         yield base_url.replace("http://", "ws://") + "/media-stream"
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 15, what: str = "the condition") -> None:
+    """Wait, on the event loop, for what another task or thread brings about."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what}")
+        await asyncio.sleep(0.02)
 
 
 class TwilioLeg:

@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, until
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call
@@ -69,14 +69,16 @@ async def test_openai_unreachable_ends_the_call_with_its_reason(
     assert "connect failed" in error.data["message"]
 
 
-async def test_a_token_for_another_tenants_agent_gets_no_model_connection(
+async def test_a_token_for_another_tenants_agent_tells_the_model_nothing(
         dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner) -> None:
     _seed("CA103")
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA103", tenant_id="tenant-b") as leg:
         assert await leg.run_until_closed(timeout_s=10) == 1011
-    assert scripted_model.sessions == []
+    # The model was dialled while DynamoDB answered; it is sent no event (no instructions, no audio) and is hung up.
+    await until(lambda: all(session.record.closed for session in scripted_model.sessions))
+    assert [session.record.event_counts for session in scripted_model.sessions] in ([], [{}])
     assert (await ended_call("CA103")).end_reason == "agent_unavailable"
 
 

@@ -1,4 +1,4 @@
-"""What the greeting waits for: the agent and call reads and the model, never a DynamoDB write.
+"""What the greeting waits for: the agent and call reads, with the model dialled meanwhile; never a DynamoDB write.
 
 DynamoDB is moto behind the fault proxy (tests/bridge/faulty_dynamodb.py), which holds chosen
 requests unanswered until the test lets them go: a write that is slow to answer, for real, over HTTP.
@@ -16,7 +16,7 @@ import pytest
 from bridge.event_recorder import CallEventRecorder
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, until
 from tests.bridge.faulty_dynamodb import FaultyDynamoDB, faulty_dynamodb
 from tests.conftest import TwilioSigner
 from voiceline import calls
@@ -45,13 +45,6 @@ def _seed(call_sid: str) -> None:
     calls.create_call(call_sid, TENANT, AGENT, "+15551230000", "+15550100")
 
 
-async def _until(condition: object, timeout_s: float = 5) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
 async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswered_and_the_call_still_ends_ended(
         dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner) -> None:
@@ -60,8 +53,8 @@ async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswere
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA501") as leg:
         listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
-        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)
-        assert in_progress.matched == 1 and not in_progress.released.is_set()  # heard before the write returned
+        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)  # heard, with the write unanswered
+        await until(lambda: in_progress.matched == 1)
         await leg.hang_up()
         await asyncio.sleep(0.2)  # the call is ending; its `ended` must still wait for `in_progress`
         in_progress.release()
@@ -69,6 +62,7 @@ async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswere
 
     call = await ended_call("CA501")
     assert (call.status, call.end_reason, call.stream_sid) == ("ended", "caller_hung_up", "MZ1")
+    assert 0 < call.setup_reads_ms < call.greeting_latency_ms  # the reads are timed, and are part of the greeting
 
 
 async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
@@ -81,7 +75,7 @@ async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
     for recorder in others:
         recorder.record("transcript", role="caller", text="hello")
         recorder.start()
-    await _until(lambda: event_writes.matched >= DEFAULT_POOL_THREADS)
+    await until(lambda: event_writes.matched >= DEFAULT_POOL_THREADS)
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA502") as leg:
         listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
@@ -97,3 +91,43 @@ async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
     assert call.end_reason == "caller_hung_up" and call.events_dropped == 0
     for recorder in others:
         assert [event.text for event in await asyncio.to_thread(calls.list_events, recorder.call_sid)] == ["hello"]
+
+
+async def test_the_model_is_dialled_while_the_agent_read_is_unanswered(
+        dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    await asyncio.to_thread(_seed, "CA503")
+    agent_read = dynamodb_faults.hold("GetItem", table=Agent.Meta.table_name, times=1)
+    monkeypatch.setenv("OPENAI_POOL_SIZE", "0")  # no warm connection: the call dials its own
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA503") as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+        await until(lambda: agent_read.matched == 1 and scripted_model.open_connections == 1)
+        assert not leg.first_media.is_set()  # connected, and waiting for the agent to configure the session
+        agent_read.release()
+        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)
+        await leg.hang_up()
+        await listening
+
+    assert (await ended_call("CA503")).end_reason == "caller_hung_up"
+    [session] = scripted_model.sessions
+    assert session.record.model == "gpt-realtime" and session.record.event_counts["session.update"] == 1
+
+
+async def test_an_agent_on_another_model_than_the_guess_gets_a_session_on_its_own_model(
+        dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    await asyncio.to_thread(_seed, "CA504")
+    await asyncio.to_thread(Agent(AGENT).update, actions=[Agent.model.set("gpt-realtime-mini")])
+    monkeypatch.setenv("OPENAI_POOL_SIZE", "0")  # every connection open is a call's
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA504") as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)
+        await until(lambda: scripted_model.open_connections == 1)  # the guess (the pool's model) was hung up
+        await leg.hang_up()
+        await listening
+
+    assert (await ended_call("CA504")).end_reason == "caller_hung_up"
+    configured = [session.record for session in scripted_model.sessions if session.record.event_counts]
+    assert [record.model for record in configured] == ["gpt-realtime-mini"]

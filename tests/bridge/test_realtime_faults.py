@@ -29,6 +29,7 @@ from tests.bridge.bridge_harness import (
     ended_call,
     known_to_twilio,
     running_bridge,
+    until,
 )
 from tests.conftest import TwilioSigner
 from voiceline import calls
@@ -62,12 +63,6 @@ class CallerLeg(TwilioLeg):
                 payload = self._speech.popleft() if speaking else SILENCE_FRAME
                 await self.socket.send(f'{{"event":"media","media":{{"payload":"{payload}"}}}}')
                 await asyncio.sleep(0.005 if speaking else 0.02)  # the model's VAD counts audio, not wall time
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 15) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 def seed(call_sid: str, transfer_number: str | None = None) -> None:

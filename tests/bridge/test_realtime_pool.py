@@ -10,8 +10,8 @@ import pytest
 from bridge.realtime_pool import RealtimePool
 from local.scripted_model import ScriptedModelServer
 from local.scripted_model.faults import FaultPlan, SessionFault
-from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge
-from tests.bridge.test_realtime_faults import DEMO, first_event, seed, until
+from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge, until
+from tests.bridge.test_realtime_faults import DEMO, first_event, seed
 from tests.conftest import TwilioSigner
 
 

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from bridge.task_protection import STATE_PATH, ProtectionTiming, TaskProtection
 from local.asgi_server import serving
+from tests.bridge.bridge_harness import until
 
 FAST = ProtectionTiming(expires_in_minutes=15, renew_every_s=0.3, request_timeout_s=0.3, retry_after_s=0.1)
 
@@ -47,13 +48,6 @@ async def ecs_agent() -> AsyncIterator[tuple[EcsAgent, str]]:
         yield agent, url
 
 
-async def _until(condition: Any, timeout_s: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition never met"
-        await asyncio.sleep(0.02)
-
-
 async def test_protection_is_set_on_the_first_call_renewed_while_calls_last_and_cleared_after_the_last(
         ecs_agent: tuple[EcsAgent, str]) -> None:
     agent, url = ecs_agent
@@ -62,17 +56,17 @@ async def test_protection_is_set_on_the_first_call_renewed_while_calls_last_and_
     try:
         protection.call_started()
         protection.call_started()  # a second call changes nothing
-        await _until(lambda: protection.protected)
+        await until(lambda: protection.protected)
         assert agent.puts[0] == {"ProtectionEnabled": True, "ExpiresInMinutes": 15}
 
-        await _until(lambda: len(agent.puts) >= 3)  # renewed while calls last
+        await until(lambda: len(agent.puts) >= 3)  # renewed while calls last
         assert all(put["ProtectionEnabled"] for put in agent.puts)
 
         protection.call_ended()
         await asyncio.sleep(0.4)
         assert protection.protected  # one call still going
         protection.call_ended()
-        await _until(lambda: not protection.protected)
+        await until(lambda: not protection.protected)
         assert agent.puts[-1] == {"ProtectionEnabled": False}
         settled = len(agent.puts)
         await asyncio.sleep(0.5)
@@ -91,13 +85,13 @@ async def test_a_stalled_or_refusing_agent_never_holds_up_a_call_and_is_retried(
         started = time.monotonic()
         protection.call_started()
         assert time.monotonic() - started < 0.05  # the call goes on at once
-        await _until(lambda: protection.failures >= 1)  # timed out after request_timeout_s
+        await until(lambda: protection.failures >= 1)  # timed out after request_timeout_s
         assert not protection.protected
 
         agent.stall_s, agent.refuse = 0.0, True
-        await _until(lambda: protection.failures >= 3)
+        await until(lambda: protection.failures >= 3)
         agent.refuse = False
-        await _until(lambda: protection.protected)  # retried until the agent answered
+        await until(lambda: protection.protected)  # retried until the agent answered
     finally:
         await protection.aclose()
 

@@ -154,7 +154,7 @@ def test_a_call_comes_with_its_metrics_and_its_events_in_order(admin_api: AdminA
     calls.append_events(sid, calls.append_events(sid, 0, story[:3]), story[3:])
     calls.finalise_call(sid, CallOutcome(
         end_reason="transferred", ended_at=START + timedelta(seconds=9), duration_s=9.0, greeting_latency_ms=640.0,
-        turn_latencies_ms=[700.0, 900.0, 1100.0], interruptions=1,
+        setup_reads_ms=12.0, turn_latencies_ms=[700.0, 900.0, 1100.0], interruptions=1,
         usage={"input_tokens": 1200, "output_tokens": 300},
         tool_outcomes={"get_pricing": [ToolOutcome("ok", 81.5)]}))
 
@@ -164,8 +164,8 @@ def test_a_call_comes_with_its_metrics_and_its_events_in_order(admin_api: AdminA
     call = response.json()
     assert (call["call_sid"], call["status"], call["end_reason"], call["duration_s"]) == (
         sid, "ended", "transferred", 9.0)
-    assert (call["greeting_latency_ms"], call["turn_latency_p50_ms"], call["interruptions"], call["tool_calls"]) == (
-        640.0, 900.0, 1, 1)
+    assert (call["greeting_latency_ms"], call["setup_reads_ms"], call["turn_latency_p50_ms"], call["interruptions"],
+            call["tool_calls"]) == (640.0, 12.0, 900.0, 1, 1)
     assert call["usage"] == {"input_tokens": 1200, "output_tokens": 300}
     assert call["tools"]["get_pricing"]["calls"] == 1
     assert "tenant_id" not in call

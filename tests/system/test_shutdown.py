@@ -9,7 +9,6 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from local.call_records import CallRecords
 from local.call_simulator import CallReport, place_call
 from local.seed import DEMO_TRANSFER_NUMBER
 from local.stack import LocalStack, StackPorts
+from tests.bridge.bridge_harness import until
 from tests.system.conftest import call_config, finalised
 
 pytestmark = pytest.mark.system
@@ -48,14 +48,6 @@ class Transcript:
         return any(line.startswith(prefix) for _, line in self.lines)
 
 
-async def _until(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s}s: {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_sigterm_drains_two_calls_then_ends_them_with_a_last_line_and_a_transfer_losing_nothing(
         draining_stack: LocalStack, tmp_path: Path) -> None:
     stack = draining_stack
@@ -65,7 +57,7 @@ async def test_sigterm_drains_two_calls_then_ends_them_with_a_last_line_and_a_tr
     calls = [asyncio.create_task(place_call(dataclasses.replace(
         call_config(stack, tmp_path / f"call-{n}"), on_line=transcripts[n]))) for n in range(2)]
     # Both conversations under way: the greeting played and the caller has started to answer.
-    await _until(lambda: all(t.has("caller:") for t in transcripts), 30, "both callers speaking")
+    await until(lambda: all(t.has("caller:") for t in transcripts), 30, "both callers speaking")
 
     bridge.send_signal(signal.SIGTERM)
     sigterm_at = time.monotonic()

@@ -101,6 +101,7 @@ class CallOutcome:
     ended_at: datetime
     duration_s: float
     greeting_latency_ms: float | None = None
+    setup_reads_ms: float | None = None
     turn_latencies_ms: list[float] = field(default_factory=list)
     interruptions: int = 0
     usage: dict[str, Any] = field(default_factory=dict)
@@ -149,6 +150,8 @@ def finalise_call(call_sid: str, outcome: CallOutcome) -> None:
     ]
     if outcome.greeting_latency_ms is not None:
         actions.append(Call.greeting_latency_ms.set(round(outcome.greeting_latency_ms, 1)))
+    if outcome.setup_reads_ms is not None:
+        actions.append(Call.setup_reads_ms.set(round(outcome.setup_reads_ms, 1)))
     if latencies:
         actions.append(Call.turn_latency_p50_ms.set(percentile(latencies, 0.50)))
         actions.append(Call.turn_latency_p95_ms.set(percentile(latencies, 0.95)))

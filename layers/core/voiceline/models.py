@@ -155,6 +155,7 @@ class Call(Model):
     duration_s = NumberAttribute(null=True)
     end_reason = UnicodeAttribute(null=True)
     greeting_latency_ms = NumberAttribute(null=True)
+    setup_reads_ms = NumberAttribute(null=True)  # of the greeting latency: reading the agent and the call
     turn_latency_p50_ms = NumberAttribute(null=True)
     turn_latency_p95_ms = NumberAttribute(null=True)
     turn_latencies_ms = ListAttribute(of=NumberAttribute, null=True)
