@@ -96,14 +96,16 @@ class AgentTools:
         invocation_id = f"{self._call.call_sid}:{call.call_id}"
         return await self._invoker.invoke(tool, arguments, self._call, invocation_id), None
 
-    async def look_up_caller(self, budget_s: float) -> tuple[str, ToolResult | None]:
-        """The caller's name for the templates, if the agent may look callers up and the answer comes in time.
+    @property
+    def looks_up_callers(self) -> bool:
+        return LOOKUP_TOOL in self.tools
 
-        Also returns the lookup's result, for the call record; None when there was none to wait for.
+    async def look_up_caller(self, budget_s: float) -> tuple[str, ToolResult | None]:
+        """The caller's name for the templates, if the answer comes in time (only for `looks_up_callers`).
+
+        Also returns the lookup's result, for the call record; None when it missed its budget.
         """
-        tool = self.tools.get(LOOKUP_TOOL)
-        if tool is None:
-            return "", None
+        tool = self.tools[LOOKUP_TOOL]
         invocation_id = f"{self._call.call_sid}:call-start"
         try:
             result = await asyncio.wait_for(self._invoker.invoke(tool, {}, self._call, invocation_id), budget_s)

@@ -257,11 +257,13 @@ class CallSession:
         self.recorder.start()
         # The greeting does not wait on this write; the Call is finalised only after it (see _clean_up).
         self._marking_started = asyncio.create_task(self._mark_stream_started(start))
-        # The caller's name is looked up while the model connects, so the greeting can use it.
-        lookup = asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
+        # The caller's name is looked up while the model connects, so the greeting can use it. Without the tool
+        # no task is made: on a busy event loop, every needless yield on this path delays the greeting.
+        lookup = (asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
+                  if self.tools.looks_up_callers else None)
         # A failed connect is kept by the link: the model pump then hands the call over (`_hand_over`).
         await self._connected(agent.model)
-        customer_name, looked_up = await lookup
+        customer_name, looked_up = await lookup if lookup is not None else ("", None)
         if looked_up is not None:
             self._record_tool_call("lookup_customer", "call-start", {}, looked_up)
         await self._start_conversation(agent, call, customer_name)
