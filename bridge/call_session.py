@@ -234,7 +234,7 @@ class CallSession:
         # The model connects while DynamoDB answers, for the model this agent had when last read here (else the
         # pool's). Should the agent now name another, that connection is dropped for one to the right model.
         known = self.agents.last_copy(self._agent_id)
-        self._start_connecting(known.model if known is not None else self.settings.openai_pool_model)
+        self._start_connecting(known.model if known is not None else self.settings.openai_pool_models[0])
         reads_started = time.monotonic()
         try:
             agent, call = await asyncio.wait_for(asyncio.gather(

@@ -34,18 +34,45 @@ async def open_connection(settings: BridgeSettings, model: str) -> OpenConnectio
 
 
 class RealtimePool:
+    """Pre-warmed connections for each model in `openai_pool_models`; a call for another model connects itself."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self._pools = {model: _ModelPool(settings, model) for model in settings.openai_pool_models}
+
+    def start(self) -> None:
+        for pool in self._pools.values():
+            pool.start()
+
+    def take(self, model: str) -> OpenConnection | None:
+        """A live, young connection for `model`, or None (the caller then connects itself)."""
+        pool = self._pools.get(model)
+        return pool.take() if pool is not None else None
+
+    @property
+    def idle(self) -> int:
+        return sum(len(pool.idle) for pool in self._pools.values())
+
+    @property
+    def discarded(self) -> int:
+        return sum(pool.discarded for pool in self._pools.values())
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(pool.aclose() for pool in self._pools.values()))
+
+
+class _ModelPool:
     """Keeps `size` idle connections for one model open, refilled in the background as calls take them.
 
     Idle connections are replaced before `max_age_s`, so a call never starts on one near OpenAI's
     session limit; a connection found closed (the peer or a keep-alive ping gave up) is never handed out.
     """
 
-    def __init__(self, settings: BridgeSettings) -> None:
+    def __init__(self, settings: BridgeSettings, model: str) -> None:
         self.settings = settings
-        self.model = settings.openai_pool_model
+        self.model = model
         self.size = settings.openai_pool_size
         self.max_age_s = settings.openai_pool_max_age_s
-        self._idle: deque[OpenConnection] = deque()
+        self.idle: deque[OpenConnection] = deque()
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -53,43 +80,37 @@ class RealtimePool:
 
     def start(self) -> None:
         if self.size > 0:
-            self._task = asyncio.create_task(self._keep_filled(), name="realtime-pool")
+            self._task = asyncio.create_task(self._keep_filled(), name=f"realtime-pool {self.model}")
 
-    def take(self, model: str) -> OpenConnection | None:
-        """A live, young connection for `model`, or None (the caller then connects itself)."""
-        if model != self.model:
-            return None
+    def take(self) -> OpenConnection | None:
         self._discard_unusable()
-        if not self._idle:
+        if not self.idle:
             return None
         self._wanted.set()
-        return self._idle.popleft()
-
-    @property
-    def idle(self) -> int:
-        return len(self._idle)
+        return self.idle.popleft()
 
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.gather(*(close_socket(connection.socket) for connection in self._idle))
-        self._idle.clear()
+        await asyncio.gather(*(close_socket(connection.socket) for connection in self.idle))
+        self.idle.clear()
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _keep_filled(self) -> None:
         backoff = REFILL_BACKOFF_S[0]
         while True:
             self._discard_unusable()
-            while len(self._idle) < self.size:
+            while len(self.idle) < self.size:
                 try:
-                    self._idle.append(await open_connection(self.settings, self.model))
+                    self.idle.append(await open_connection(self.settings, self.model))
                     backoff = REFILL_BACKOFF_S[0]
                 except Exception as error:
-                    logger.warning("OpenAI connect failed", pooled=True, error=repr(error), retry_in_s=backoff)
+                    logger.warning("OpenAI connect failed", pooled=True, model=self.model, error=repr(error),
+                                   retry_in_s=backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, REFILL_BACKOFF_S[1])
-            oldest = self._idle[0].opened_at if self._idle else time.monotonic()
+            oldest = self.idle[0].opened_at if self.idle else time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), max(0.0, oldest + self.max_age_s - time.monotonic()))
             self._wanted.clear()
@@ -97,9 +118,9 @@ class RealtimePool:
     def _discard_unusable(self) -> None:
         """Drop closed connections and those due for replacement; their close runs in the background."""
         now = time.monotonic()
-        for connection in list(self._idle):
+        for connection in list(self.idle):
             if connection.socket.state is not State.OPEN or now - connection.opened_at >= self.max_age_s:
-                self._idle.remove(connection)
+                self.idle.remove(connection)
                 self.discarded += 1
                 self._wanted.set()
                 task = asyncio.get_running_loop().create_task(close_socket(connection.socket))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voiceline import settings
+from voiceline.agent_options import MODELS
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,8 @@ class BridgeSettings:
     openai_restore_items: int = 40  # conversation items replayed into a new session; older ones are summarised
     # GA sessions end after 60 min: a call's session is renewed, while nobody speaks, before that.
     openai_session_recycle_s: float = 55 * 60.0
-    openai_pool_size: int = 2  # pre-warmed connections (bridge/realtime_pool.py); 0 turns the pool off
-    openai_pool_model: str = "gpt-realtime"
+    openai_pool_size: int = 2  # pre-warmed connections per model (bridge/realtime_pool.py); 0 turns the pool off
+    openai_pool_models: tuple[str, ...] = ("gpt-realtime",)  # the first is the guess for an agent not yet read
     openai_pool_max_age_s: float = 5 * 60.0
     tool_failures_before_disabling: int = 3  # failures in a row that take a tool away for the rest of a call
     gc_interval_s: float = 30.0  # a full garbage collection this often (bridge/garbage_collection.py)
@@ -68,8 +69,17 @@ class BridgeSettings:
             openai_restore_items=int(settings.number("OPENAI_RESTORE_ITEMS", 40)),
             openai_session_recycle_s=settings.number("OPENAI_SESSION_RECYCLE_S", 55 * 60.0),
             openai_pool_size=int(settings.number("OPENAI_POOL_SIZE", 2)),
-            openai_pool_model=settings.optional("OPENAI_POOL_MODEL", "gpt-realtime"),
+            openai_pool_models=_models(settings.optional("OPENAI_POOL_MODELS", "gpt-realtime")),
             openai_pool_max_age_s=settings.number("OPENAI_POOL_MAX_AGE_S", 5 * 60.0),
             tool_failures_before_disabling=int(settings.number("TOOL_FAILURES_BEFORE_DISABLING", 3)),
             gc_interval_s=settings.number("GC_INTERVAL_S", 30.0),
         )
+
+
+def _models(names: str) -> tuple[str, ...]:
+    """OPENAI_POOL_MODELS: comma-separated Realtime models, each one an agent may choose."""
+    models = tuple(name.strip() for name in names.split(",") if name.strip())
+    unknown = [name for name in models if name not in MODELS]
+    if not models or unknown:
+        raise ValueError(f"OPENAI_POOL_MODELS must name one or more of {', '.join(MODELS)}; got {names!r}")
+    return models

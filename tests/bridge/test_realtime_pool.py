@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.realtime_pool import RealtimePool
+from bridge.settings import BridgeSettings
 from local.scripted_model import ScriptedModelServer
 from local.scripted_model.faults import FaultPlan, SessionFault
-from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge, until
+from tests.bridge.bridge_harness import AGENT, TwilioLeg, ended_call, running_bridge, until
 from tests.bridge.test_realtime_faults import DEMO, first_event, seed
 from tests.conftest import TwilioSigner
+from voiceline.models import Agent
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +75,31 @@ async def test_idle_connections_are_replaced_before_they_age_out(
                     and model.sessions[1].record.closed)
         await until(lambda: pool().idle == 2)  # a replacement may be opening at this moment
     assert all(not session.record.event_counts for session in model.sessions)  # none was ever used
+
+
+async def test_each_pooled_model_is_kept_warm_and_an_agent_on_the_second_gets_a_connection_of_its_own_model(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    monkeypatch.setenv("OPENAI_POOL_MODELS", "gpt-realtime, gpt-realtime-mini")
+    monkeypatch.setenv("OPENAI_POOL_SIZE", "1")
+    seed("CA402")
+    Agent(AGENT).update(actions=[Agent.model.set("gpt-realtime-mini")])
+    async with ScriptedModelServer(DEMO) as model, running_bridge(model.url, monkeypatch) as url:
+        await until(lambda: len(model.sessions) == 2)
+        assert sorted(session.record.model for session in model.sessions) == ["gpt-realtime", "gpt-realtime-mini"]
+        call_started = datetime.now(UTC)
+        async with TwilioLeg.open(url, twilio_signer, "CA402") as leg:
+            listening = asyncio.create_task(leg.run_until_closed(timeout_s=15))
+            await asyncio.wait_for(leg.first_media.wait(), 10)
+            await leg.hang_up()
+            await listening
+
+    [used] = [session.record for session in model.sessions if session.record.event_counts]
+    assert used.model == "gpt-realtime-mini" and datetime.fromisoformat(used.opened_at) < call_started
+    assert (await ended_call("CA402")).end_reason == "caller_hung_up"
+
+
+def test_a_pool_model_no_agent_could_choose_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_POOL_MODELS", "gpt-realtime,gpt-4o")
+    with pytest.raises(ValueError, match="OPENAI_POOL_MODELS must name one or more of gpt-realtime"):
+        BridgeSettings.from_env()
