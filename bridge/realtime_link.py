@@ -44,7 +44,8 @@ MAX_BACKOFF_S = 2.0
 RECYCLE_RETRY_S = 30.0  # a renewal that could not connect is tried again this much later; the old session goes on
 RESPONSE_CREATE = json.dumps({"type": "response.create"})
 _TRACKED_EVENTS = frozenset({"session.updated", "input_audio_buffer.speech_started",
-                             "input_audio_buffer.speech_stopped", "response.created", "response.done",
+                             "input_audio_buffer.speech_stopped", "response.created", "response.output_item.added",
+                             "response.done",
                              "response.output_audio_transcript.done",
                              "conversation.item.input_audio_transcription.completed"})
 
@@ -79,7 +80,9 @@ class RealtimeLink:
         self._session_update = ""
         self._usable = False  # False while connecting or replacing the socket: sends are held or buffered
         self._caller_audio: deque[str] = deque(maxlen=CALLER_AUDIO_KEPT_FRAMES)
-        self._held_response: str | None = None
+        # The last response.create the call sent, until its output begins: a response the drop kills before
+        # the caller heard any of it is asked for again (a last line, the answer to a tool's output...).
+        self._requested: str | None = None
         self._replacing = asyncio.Lock()
         self._tries = 0  # connection attempts since the session was last known good (session.updated)
         self._trying_since: float | None = None
@@ -120,10 +123,10 @@ class RealtimeLink:
             return
         event = json.loads(text)
         self.memory.observe_sent(event)
+        if event.get("type") == "response.create":
+            self._requested = text  # sent now, or by `_restore` when the link is usable again
         if self._usable:
             await self._send_raw(self._socket, text)
-        elif event.get("type") == "response.create":
-            self._held_response = text
 
     async def events(self) -> AsyncIterator[dict[str, Any] | None]:
         """The model's events in order across reconnects and recycles; None for one that is not a JSON object.
@@ -239,11 +242,11 @@ class RealtimeLink:
         raise ModelUnavailable(OPENAI_UNAVAILABLE, f"connect failed after {self._tries} tries: {last_error}")
 
     async def _restore(self, connection: OpenConnection, answer: bool) -> int:
-        """Make `connection` the call's session: configure it, replay the conversation, then what was held."""
+        """Make `connection` the call's session: configure it, replay the conversation, then the response asked for
+        and not finished (or, after a drop mid-answer to the caller, a fresh one)."""
         self._socket, self._opened_at = connection.socket, connection.opened_at
         replay = [json.dumps(event) for event in self.memory.restore_events(self.settings.openai_restore_items)]
-        request = self._held_response or (RESPONSE_CREATE if answer else None)
-        self._held_response = None
+        request = self._requested or (RESPONSE_CREATE if answer else None)
         for text in [self._session_update, *replay, *self._caller_audio, *([request] if request else [])]:
             await self._send_raw(connection.socket, text)
         self._caller_audio.clear()
@@ -260,8 +263,11 @@ class RealtimeLink:
             self.caller_speaking = False
         elif kind == "response.created":
             self.response_active = True
+        elif kind == "response.output_item.added":
+            self._requested = None  # the answer has begun: the caller may be hearing it
         elif kind == "response.done":
             self.response_active = False
+            self._requested = None
         self.memory.observe_model_event(event)
 
     def _fail(self, failure: ModelUnavailable, cause: str) -> ModelUnavailable:

@@ -236,3 +236,24 @@ async def test_a_call_that_ends_while_its_session_renewal_connects_leaves_no_mod
     # The aborted handshake may still reach the server's session handler; it is closed like the call's own.
     assert all(session.record.closed for session in model.sessions)
     assert not events_of("CA304", "model_session_renewed")
+
+
+async def test_a_response_the_drop_killed_before_any_of_it_was_heard_is_asked_for_again(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    seed("CA304")
+    plan = FaultPlan()
+    plan.fail_session(0, SessionFault("drop", after_event="response.created", count=1))  # the greeting, unheard
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch) as url, \
+            CallerLeg.open(url, twilio_signer, "CA304") as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+        await until(lambda: len(leg.heard()) >= len(DEMO.greeting.audio))
+        await until(lambda: len(agent_lines("CA304")) == 1)  # heard, and its transcript is in
+        await leg.hang_up()
+        await listening
+
+    lost, restored = (session.record for session in model.sessions)
+    assert (lost.responses, lost.event_counts["response.create"]) == (1, 1)
+    assert (restored.responses, restored.event_counts["response.create"]) == (1, 1)  # the same request again
+    assert leg.heard() == DEMO.greeting.audio  # whole, once
+    [reconnected] = events_of("CA304", "model_reconnected")
+    assert reconnected.data["cause"] == "socket closed (no close frame)"
