@@ -186,7 +186,11 @@ class RealtimeLink:
                 self._recycle_not_before = time.monotonic() + RECYCLE_RETRY_S
                 self._usable = True
                 return
-            items = await self._restore(connection, answer=False)
+            try:
+                items = await self._restore(connection, answer=False)
+            except asyncio.CancelledError:  # the call ended mid-replay; `close()` will see only the new socket
+                await close_socket(old)
+                raise
             self.recycles += 1
             self._record("model_session_renewed", {"age_s": round(age_s, 1), "items_replayed": items})
         await close_socket(old)
