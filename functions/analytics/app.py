@@ -4,17 +4,24 @@ A record counts only on the change that ends the call (the old image not ended, 
 the bridge's finalise and the webhook's end of an unstreamed call both are such a change, and Twilio's
 status callback arriving afterwards is not. A record that cannot be read is reported as a batch item
 failure, so Lambda retries from it while every other record is applied.
+
+The records are read first and the ended calls then applied a group per transaction, in stream order (a batch's
+calls mostly share their rollup items, so few transactions do). When a group's transaction fails, its records and
+every later one are reported as failures: Lambda retries a stream from the lowest failed record anyway, and the
+groups before it, already applied, are not reported.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from voiceline import rollups
 from voiceline.models import Call
@@ -47,18 +54,36 @@ def finished_call(change: Mapping[str, Any]) -> Call | None:
     return call
 
 
-def record_handler(record: DynamoDBRecord) -> None:
+def read_record(record: DynamoDBRecord) -> rollups.EndedCall | None:
+    """Only reads: the ended calls are applied together once the whole batch is read."""
     change = record.raw_event.get("dynamodb") or {}
     call = finished_call(change)
-    if call is None:
-        return
-    sequence_number = change["SequenceNumber"]
-    applied = rollups.apply_call(sequence_number, call)
-    logger.info("call rolled up" if applied else "stream record already applied", call_sid=call.call_sid,
-                sequence_number=sequence_number)
+    return None if call is None else rollups.EndedCall(change["SequenceNumber"], call)
+
+
+def apply_ended_calls(outcomes: list[tuple[str, Any, Any]]) -> None:
+    """Apply the ended calls read, a group per transaction; on a failed group, fail the records from its first on."""
+    ended = [(position, result) for position, (status, result, _) in enumerate(outcomes)
+             if status == "success" and result is not None]
+    done = 0
+    for group in rollups.transaction_groups([call for _, call in ended]):
+        try:
+            applied = rollups.apply_group(group)
+        except (ClientError, BotoCoreError):
+            first_failed = ended[done][0]
+            logger.exception("rollup transaction failed; reporting its records and every later one",
+                             records=len(outcomes) - first_failed)
+            for position in range(first_failed, len(outcomes)):
+                if outcomes[position][0] == "success":  # a record that failed to read is reported already
+                    processor.failure_handler(DynamoDBRecord(processor.records[position]), sys.exc_info())
+            return
+        done += len(group)
+        logger.info("calls rolled up", records=len(group), counted=len(applied),
+                    call_sids=[record.call.call_sid for record in applied])
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    with processor(event["Records"], read_record, context):
+        apply_ended_calls(processor.process())
+    return dict(processor.response())

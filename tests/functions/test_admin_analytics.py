@@ -27,7 +27,7 @@ def finished_call(sid: str, tenant: str, agent: str, started: datetime, **attrib
                                 "interruptions": 1, "turn_latencies_ms": [450, 820], "greeting_latency_ms": 700,
                                 "cost": COST, "tools": {"book_appointment": {"calls": 1, "declined": 0, "failed": 0}}}
     seed_call(sid, tenant, agent, started, **{**defaults, **attributes})
-    assert rollups.apply_call(f"seq-{sid}", Call.get(sid))
+    assert rollups.apply_group([rollups.EndedCall(f"seq-{sid}", Call.get(sid))])
 
 
 def analytics(client: Any, **params: Any) -> Any:

@@ -5,13 +5,16 @@ Counters are flat top-level numbers (`calls`, `end:<reason>`, `tool:<name>:calls
 because DynamoDB's ADD creates a missing top-level attribute but cannot add into a map that does not
 exist yet. Cost is summed in integer micro-dollars so ADD stays exact. Latencies go into fixed
 histogram buckets, so a percentile over any range is exact to its bucket.
+
+Stream records are written a group per TransactWriteItems: one marker per record (idempotency) and one ADD per
+distinct rollup item, with the group's increments summed, since a batch's calls mostly share their hour and day.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,6 +35,10 @@ OPEN_BUCKET = "inf"
 HISTOGRAMS = ("answer_ms", "greeting_ms")
 MICRO = 1_000_000
 MARKER_TTL_S = 3 * 24 * 3600  # DynamoDB Streams keep records 24 h; a replay can come no later than that
+# Items per TransactWriteItems. DynamoDB allows 100, but moto (the local stack's DynamoDB) deep-copies the table once
+# per item, so a 100-item transaction on a table of 1,500 rollup items takes ~4 s there, past the 3 s read timeout.
+# At 25, calls sharing their rows still cost ~1.5 transaction items each instead of 5.
+TRANSACTION_ITEMS = 25
 TRANSFERRED = "transferred"
 BOOKING_TOOL = "book_appointment"
 
@@ -104,38 +111,102 @@ def _number(value: int | Decimal) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def apply_call(sequence_number: str, call: Call, now: float | None = None) -> bool:
-    """Add a finished call to its four rollups, once per stream record; False when the record was applied before.
+RowKey = tuple[str, str]  # (pk, bucket) of one rollup item
 
-    One transaction: a conditional put of the record's marker plus the four ADD updates, so a replayed
-    record fails on the marker and changes nothing.
-    """
-    adds = call_increments(call)
-    names = {f"#a{i}": name for i, name in enumerate(adds)}
-    values = {f":a{i}": _number(value) for i, value in enumerate(adds.values())}
-    expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
-    table = Rollup.Meta.table_name
-    expires = int((now or time.time()) + MARKER_TTL_S)
-    items: list[dict[str, Any]] = [{"Put": {
-        "TableName": table,
+
+@dataclass(frozen=True)
+class EndedCall:
+    """A stream record that ended a call; its marker (one per record) makes it count once."""
+
+    sequence_number: str
+    call: Call
+
+    @property
+    def marker(self) -> str:
         # With the call's key: a sequence number orders one item's changes, and moto's is not unique across items.
-        "Item": {"pk": {"S": f"applied#{call.call_sid}#{sequence_number}"}, "bucket": {"S": "-"},
-                 "expires_at": _number(expires)},
-        "ConditionExpression": "attribute_not_exists(pk)"}}]
-    for agent_id in (None, call.agent_id):
-        for granularity in BUCKET_FORMATS:
-            key = {"pk": {"S": partition_keys(call.tenant_id, agent_id, granularity)},
-                   "bucket": {"S": bucket_of(call.started_at, granularity)}}
-            items.append({"Update": {"TableName": table, "Key": key, "UpdateExpression": expression,
-                                     "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}})
-    try:
-        _client().transact_write_items(TransactItems=items)
-    except ClientError as error:
-        reasons = error.response.get("CancellationReasons") or []
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
+        return f"applied#{self.call.call_sid}#{self.sequence_number}"
+
+    def rows(self) -> list[RowKey]:
+        """The rollup items this call adds to: tenant and agent, by hour and by day."""
+        call = self.call
+        return [(partition_keys(call.tenant_id, agent_id, granularity), bucket_of(call.started_at, granularity))
+                for agent_id in (None, call.agent_id) for granularity in BUCKET_FORMATS]
+
+
+def transaction_groups(records: Sequence[EndedCall]) -> list[Sequence[EndedCall]]:
+    """The records cut, in order, into runs whose markers plus distinct rollup rows fit one transaction.
+
+    Ended calls of one batch mostly share their hour and day rows, so most of a transaction is markers.
+    A record repeated within a run costs nothing: it shares its marker.
+    """
+    groups: list[Sequence[EndedCall]] = []
+    start = 0
+    markers: set[str] = set()
+    rows: set[RowKey] = set()
+    for index, record in enumerate(records):
+        if record.marker in markers:
+            continue
+        if len(markers) + 1 + len(rows | set(record.rows())) > TRANSACTION_ITEMS:
+            groups.append(records[start:index])
+            start, markers, rows = index, set(), set()
+        markers.add(record.marker)
+        rows.update(record.rows())
+    if start < len(records):
+        groups.append(records[start:])
+    return groups
+
+
+def _transaction_items(records: Sequence[EndedCall], expires_at: int) -> list[dict[str, Any]]:
+    """A conditional marker Put per record, in the records' order, then one ADD per row of their summed increments."""
+    table = Rollup.Meta.table_name
+    items: list[dict[str, Any]] = [
+        {"Put": {"TableName": table,
+                 "Item": {"pk": {"S": record.marker}, "bucket": {"S": "-"}, "expires_at": _number(expires_at)},
+                 "ConditionExpression": "attribute_not_exists(pk)"}}
+        for record in records]
+    summed: dict[RowKey, dict[str, int | Decimal]] = {}
+    for record in records:
+        adds = call_increments(record.call)
+        for row in record.rows():
+            totals = summed.setdefault(row, {})
+            for name, value in adds.items():
+                totals[name] = totals.get(name, 0) + value
+    for (pk, bucket), adds in summed.items():
+        items.append({"Update": {
+            "TableName": table, "Key": {"pk": {"S": pk}, "bucket": {"S": bucket}},
+            "UpdateExpression": "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds))),
+            "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(adds)},
+            "ExpressionAttributeValues": {f":a{i}": _number(value) for i, value in enumerate(adds.values())}}})
+    return items
+
+
+def _replayed_markers(error: ClientError, records: Sequence[EndedCall]) -> set[str]:
+    """Markers of the records whose Put found its marker already there, by the cancellation reasons (item order)."""
+    reasons = error.response.get("CancellationReasons") or []
+    return {record.marker for record, reason in zip(records, reasons, strict=False)
+            if reason.get("Code") == "ConditionalCheckFailed"}
+
+
+def apply_group(group: Sequence[EndedCall], now: float | None = None) -> list[EndedCall]:
+    """Add a group (one of `transaction_groups`) to its rollups in one transaction; returns the records counted now.
+
+    Each record's marker is put on condition it is new, so a replayed record cancels the transaction. A cancelled
+    transaction changed nothing: it is retried without the records whose marker was there, which were counted
+    before. Any other error propagates.
+    """
+    pending = list({record.marker: record for record in group}.values())  # a record repeated is written once
+    expires_at = int((now or time.time()) + MARKER_TTL_S)
+    while pending:
+        try:
+            _client().transact_write_items(TransactItems=_transaction_items(pending, expires_at))
+        except ClientError as error:
+            replayed = _replayed_markers(error, pending)
+            if not replayed:
+                raise
+            pending = [record for record in pending if record.marker not in replayed]
+        else:
+            return pending
+    return []
 
 
 @dataclass
