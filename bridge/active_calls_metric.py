@@ -14,15 +14,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 METRIC_NAME = "ActiveCalls"
 NAMESPACE = "Voiceline"
+# The `service` dimension: the stack's own (ACTIVE_CALLS_SERVICE), so two stacks in one account and region
+# never scale on each other's calls.
+DEFAULT_SERVICE = "voiceline-bridge"
 
 
 class ActiveCallsMetric:
     """Prints one EMF record every `interval_s` with the current count; CloudWatch Logs turns it into a metric."""
 
-    def __init__(self, count: Callable[[], int], interval_s: float = 60.0, namespace: str = NAMESPACE) -> None:
+    def __init__(self, count: Callable[[], int], interval_s: float = 60.0, namespace: str = NAMESPACE,
+                 service: str = DEFAULT_SERVICE) -> None:
         self._count = count
         self._interval_s = interval_s
-        self._metrics = Metrics(namespace=namespace, service="voiceline-bridge")
+        self._metrics = Metrics(namespace=namespace, service=service)
         self._task: asyncio.Task[None] | None = None
 
     def publish(self) -> None:

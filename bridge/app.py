@@ -39,7 +39,8 @@ class Bridge:
         # Scale-in and deployments must wait for calls: protect the task while it has any, and publish
         # the count the service scales on.
         self.protection = TaskProtection(settings.ecs_agent_uri)
-        self.active_calls_metric = ActiveCallsMetric(lambda: len(self.calls), settings.metric_interval_s)
+        self.active_calls_metric = ActiveCallsMetric(lambda: len(self.calls), settings.metric_interval_s,
+                                                     service=settings.metric_service)
         self.realtime_pool = RealtimePool(settings)
         self.garbage_collection = GarbageCollection(settings.gc_interval_s)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.active_calls_metric import DEFAULT_SERVICE
 from voiceline import settings
 from voiceline.agent_options import MODELS
 
@@ -28,6 +29,7 @@ class BridgeSettings:
     drain_wind_down_s: float = 15.0
     ecs_agent_uri: str | None = None  # set by ECS in every task; none locally, and then no scale-in protection
     metric_interval_s: float = 60.0
+    metric_service: str = DEFAULT_SERVICE  # the ActiveCalls `service` dimension the stack's scaling policy reads
     # OpenAI faults (bridge/realtime_link.py): a dropped session is reconnected within these bounds, then restored.
     openai_reconnect_attempts: int = 4
     openai_reconnect_budget_s: float = 8.0
@@ -63,6 +65,7 @@ class BridgeSettings:
             drain_wind_down_s=settings.number("DRAIN_WIND_DOWN_S", 15.0),
             ecs_agent_uri=settings.optional("ECS_AGENT_URI", "") or None,
             metric_interval_s=settings.number("ACTIVE_CALLS_METRIC_INTERVAL_S", 60.0),
+            metric_service=settings.optional("ACTIVE_CALLS_SERVICE", DEFAULT_SERVICE),
             openai_reconnect_attempts=int(settings.number("OPENAI_RECONNECT_ATTEMPTS", 4)),
             openai_reconnect_budget_s=settings.number("OPENAI_RECONNECT_BUDGET_S", 8.0),
             openai_reconnect_backoff_s=settings.number("OPENAI_RECONNECT_BACKOFF_S", 0.25),

@@ -28,6 +28,13 @@ def test_each_record_is_emf_with_the_current_count(capsys: pytest.CaptureFixture
     assert definition["Namespace"] == "VoicelineTest"
     assert definition["Metrics"] == [{"Name": METRIC_NAME, "Unit": "Count"}]
     assert records[0]["service"] == "voiceline-bridge"
+    assert definition["Dimensions"] == [["service"]]
+
+
+def test_the_service_dimension_is_the_one_configured(capsys: pytest.CaptureFixture[str]) -> None:
+    ActiveCallsMetric(lambda: 1, service="voiceline-staging-bridge").publish()
+    [record] = _emf_records(capsys.readouterr().out)
+    assert record["service"] == "voiceline-staging-bridge"
 
 
 async def test_it_publishes_on_its_own_until_closed(capsys: pytest.CaptureFixture[str]) -> None:

@@ -142,10 +142,10 @@ def test_the_template_does_not_fight_autoscaling_over_the_task_count() -> None:
 
 # --- autoscaling on live calls ------------------------------------------------------------------------
 
-def published_metric(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+def published_metric(capsys: pytest.CaptureFixture[str], service: str) -> dict[str, Any]:
     """What the bridge's metric publisher actually prints (CloudWatch EMF): namespace, name, dimensions."""
     capsys.readouterr()
-    ActiveCallsMetric(lambda: 3).publish()
+    ActiveCallsMetric(lambda: 3, service=service).publish()
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     [directive] = record["_aws"]["CloudWatchMetrics"]
     [metric] = directive["Metrics"]
@@ -154,13 +154,27 @@ def published_metric(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
             "Dimensions": [{"Name": name, "Value": record[name]} for name in dimension_names]}
 
 
+def _in_stack(value: Any, stack: str) -> Any:
+    """A value as CloudFormation resolves it in a stack of that name (a `!Sub` of ${AWS::StackName} only)."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        return value["Fn::Sub"].replace("${AWS::StackName}", stack)
+    return value
+
+
 def test_the_fleet_scales_on_the_active_calls_metric_the_bridge_publishes(capsys: pytest.CaptureFixture[str]) -> None:
     [policy] = of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values()
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     metric = tracking["CustomizedMetricSpecification"]
+    [container] = RESOURCES[ref(SERVICE["TaskDefinition"])]["Properties"]["ContainerDefinitions"]
+    service = {item["Name"]: item["Value"] for item in container["Environment"]}["ACTIVE_CALLS_SERVICE"]
 
     assert policy["PolicyType"] == "TargetTrackingScaling"
-    assert {key: metric[key] for key in ("Namespace", "MetricName", "Unit", "Dimensions")} == published_metric(capsys)
+    for stack in ("voiceline", "voiceline-staging"):  # each stack scales on its own tasks' calls only
+        expected = {key: metric[key] for key in ("Namespace", "MetricName", "Unit")}
+        expected["Dimensions"] = [{**dimension, "Value": _in_stack(dimension["Value"], stack)}
+                                  for dimension in metric["Dimensions"]]
+        assert expected == published_metric(capsys, _in_stack(service, stack))
+        assert stack in _in_stack(service, stack)
     assert metric["Statistic"] == "Average"  # each task prints its own count: the average is calls per task
     assert ref(tracking["TargetValue"]) in PARAMETERS
 
