@@ -45,8 +45,7 @@ RECYCLE_RETRY_S = 30.0  # a renewal that could not connect is tried again this m
 RESPONSE_CREATE = json.dumps({"type": "response.create"})
 _TRACKED_EVENTS = frozenset({"session.updated", "input_audio_buffer.speech_started",
                              "input_audio_buffer.speech_stopped", "response.created", "response.output_item.added",
-                             "response.done",
-                             "response.output_audio_transcript.done",
+                             "response.done", "response.output_audio_transcript.done",
                              "conversation.item.input_audio_transcription.completed"})
 
 Record = Callable[[str, dict[str, Any]], None]

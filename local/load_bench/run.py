@@ -29,7 +29,7 @@ from local.stack import LocalStack, StackPorts
 TENANT, AGENT = "tenant-load", "agent-load"
 RAMP_CALLS_PER_S = 30.0  # calls arrive over a few seconds, as they would on a real number
 SETTLE_S = 1.0  # after the last greeting, before the steady window opens: the last set-up's tail is not relay
-MODEL_STATS_TIMEOUT_S = 20.0
+RESULTS_TIMEOUT_S = 20.0  # for the model's per-session figures and the finalised Calls after a run
 WARM_UP_S = 1.0  # one call first, so the bridge's first-call costs (AWS clients, caches) are not counted
 SOAK_RAMP_S = 2.0  # the soak's first callers arrive over this, then each line is busy without a gap
 SOAK_SAMPLE_S = 15.0
@@ -280,7 +280,7 @@ class LoadBench:
 
     def _model_sessions(self, calls: range) -> list[dict[str, Any]]:
         """The model's figures for these calls; each session writes its line when the bridge closes it."""
-        deadline = time.monotonic() + MODEL_STATS_TIMEOUT_S
+        deadline = time.monotonic() + RESULTS_TIMEOUT_S
         while True:
             complete = self._stats.read_text().split("\n")[:-1]  # a long line may be half written
             sessions = [session for session in map(json.loads, complete) if session["call"] in calls]
@@ -313,7 +313,7 @@ def _setup_reads_ms(call_sids: list[str]) -> dict[str, float]:
     """What the bridge wrote on each finalised Call: how long its agent and call reads took at `start`."""
     from voiceline.models import Call
 
-    deadline = time.monotonic() + MODEL_STATS_TIMEOUT_S
+    deadline = time.monotonic() + RESULTS_TIMEOUT_S
     while True:
         reads = {call.call_sid: call.setup_reads_ms for call in Call.batch_get(call_sids)
                  if call.setup_reads_ms is not None}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import time
@@ -24,9 +25,10 @@ from local.asgi_server import serving
 from local.call_simulator.call_updates import CallUpdates, registered_call
 from tests.conftest import TwilioSigner
 from voiceline import calls, stream_token
-from voiceline.models import Call
+from voiceline.models import Agent, Call
 
 TENANT, AGENT = "tenant-a", "agent-a"
+CALLER = "+15551230000"
 SILENCE_FRAME = base64.b64encode(b"\xff" * 160).decode()
 
 
@@ -40,6 +42,14 @@ async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> As
 
     async with serving(app, lifespan="on", ws_max_size=MAX_FRAME_BYTES) as base_url:
         yield base_url.replace("http://", "ws://") + "/media-stream"
+
+
+def seed_call(call_sid: str, **agent_fields: Any) -> None:
+    """The agent (Ava at Acme, any field overridden) and a ringing Call from CALLER, as the webhook leaves them."""
+    fields = {"tenant_id": TENANT, "name": "Ava", "business_name": "Acme", "instructions": "Help {caller_number}",
+              "greeting": "Hello from {business_name}", "max_duration_s": 60, "silence_timeout_s": 60}
+    Agent(AGENT, **{**fields, **agent_fields}).save()
+    calls.create_call(call_sid, TENANT, AGENT, CALLER, "+15550100")
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 15, what: str = "the condition") -> None:
@@ -102,13 +112,11 @@ class TwilioLeg:
 
     async def _send_silence(self) -> None:
         """Every 20 ms until the caller hangs up or the bridge closes the socket."""
-        try:
+        with contextlib.suppress(ConnectionClosed):
             while not self._hung_up:
                 await self.socket.send(json.dumps({"event": "media", "media": {"payload": SILENCE_FRAME}}))
                 self.frames_sent += 1
                 await asyncio.sleep(0.02)
-        except ConnectionClosed:
-            pass
 
     async def _listen(self) -> None:
         try:

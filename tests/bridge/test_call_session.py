@@ -11,25 +11,16 @@ import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, until
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, seed_call, until
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call
-
-
-def _seed(call_sid: str, **agent_fields: Any) -> None:
-    fields = {"tenant_id": TENANT, "name": "Ava", "business_name": "Acme", "instructions": "Help {caller_number}",
-              "greeting": "Hello from {business_name}", "max_duration_s": 60, "silence_timeout_s": 60}
-    fields.update(agent_fields)
-    Agent(AGENT, **fields).save()
-    calls.create_call(call_sid, TENANT, AGENT, "+15551230000", "+15550100")
 
 
 @pytest.fixture
@@ -45,7 +36,7 @@ async def scripted_model() -> AsyncIterator[ScriptedModelServer]:
 async def test_the_agents_limits_end_the_call(dynamodb: None, scripted_model: ScriptedModelServer,
                                              monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner,
                                              limit: dict[str, float], end_reason: str) -> None:
-    _seed("CA100", **limit)
+    seed_call("CA100", **limit)
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA100") as leg:
         assert await leg.run_until_closed(timeout_s=15) == 1000
@@ -58,7 +49,7 @@ async def test_the_agents_limits_end_the_call(dynamodb: None, scripted_model: Sc
 
 async def test_openai_unreachable_ends_the_call_with_its_reason(
         dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
-    _seed("CA102")
+    seed_call("CA102")
     monkeypatch.setenv("OPENAI_RECONNECT_BACKOFF_S", "0.05")
     async with running_bridge("ws://127.0.0.1:9/v1/realtime", monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA102") as leg:
@@ -72,7 +63,7 @@ async def test_openai_unreachable_ends_the_call_with_its_reason(
 async def test_a_token_for_another_tenants_agent_tells_the_model_nothing(
         dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner) -> None:
-    _seed("CA103")
+    seed_call("CA103")
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA103", tenant_id="tenant-b") as leg:
         assert await leg.run_until_closed(timeout_s=10) == 1011
@@ -113,7 +104,7 @@ async def _odd_but_survivable(socket: ServerConnection) -> None:
 
 async def test_unknown_and_error_model_events_do_not_end_the_call(
         dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
-    _seed("CA104")
+    seed_call("CA104")
     async with realtime_peer(_odd_but_survivable) as model_url, running_bridge(model_url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA104") as leg:
         listening = asyncio.create_task(leg.run_until_closed(timeout_s=10))

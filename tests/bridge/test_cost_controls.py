@@ -19,7 +19,7 @@ from bridge import call_session
 from bridge import realtime_protocol as realtime
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION, ROOT
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, seed_call
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call
@@ -30,10 +30,7 @@ GREETING_AUDIO_TOKENS = len(SCRIPT.greeting.audio) // 8 * 20 // 1000  # 20 token
 
 
 def _seed(call_sid: str, variables: dict[str, str] | None = None, **agent_fields: Any) -> None:
-    fields = {"tenant_id": TENANT, "name": "Ava", "business_name": "Acme", "instructions": "Help {caller_number}",
-              "greeting": "Hello from {business_name}", "max_duration_s": 60, "silence_timeout_s": 60}
-    Agent(AGENT, **{**fields, **agent_fields}).save()
-    calls.create_call(call_sid, TENANT, AGENT, "+15551230000", "+15550100")
+    seed_call(call_sid, **agent_fields)
     if variables:
         Call(call_sid).update(actions=[Call.variables.set(variables)])
 

@@ -16,7 +16,7 @@ import pytest
 from bridge.event_recorder import CallEventRecorder
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, until
+from tests.bridge.bridge_harness import AGENT, TwilioLeg, ended_call, running_bridge, seed_call, until
 from tests.bridge.faulty_dynamodb import FaultyDynamoDB, faulty_dynamodb
 from tests.conftest import TwilioSigner
 from voiceline import calls
@@ -39,16 +39,10 @@ async def scripted_model() -> AsyncIterator[ScriptedModelServer]:
         yield server
 
 
-def _seed(call_sid: str) -> None:
-    Agent(AGENT, tenant_id=TENANT, name="Ava", business_name="Acme", instructions="Help", greeting="Hello",
-          max_duration_s=60, silence_timeout_s=60).save()
-    calls.create_call(call_sid, TENANT, AGENT, "+15551230000", "+15550100")
-
-
 async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswered_and_the_call_still_ends_ended(
         dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner) -> None:
-    await asyncio.to_thread(_seed, "CA501")
+    await asyncio.to_thread(seed_call, "CA501")
     in_progress = dynamodb_faults.hold("UpdateItem", table=Call.Meta.table_name, times=1)
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA501") as leg:
@@ -56,9 +50,9 @@ async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswere
         await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)  # heard, with the write unanswered
         await until(lambda: in_progress.matched == 1)
         await leg.hang_up()
-        await asyncio.sleep(0.2)  # the call is ending; its `ended` must still wait for `in_progress`
+        await listening  # the bridge has closed the stream and is ending the call
+        assert (await asyncio.to_thread(calls.get_call, "CA501")).status != "ended"  # `ended` waits for `in_progress`
         in_progress.release()
-        await listening
 
     call = await ended_call("CA501")
     assert (call.status, call.end_reason, call.stream_sid) == ("ended", "caller_hung_up", "MZ1")
@@ -68,7 +62,7 @@ async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswere
 async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
         dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner) -> None:
-    await asyncio.to_thread(_seed, "CA502")
+    await asyncio.to_thread(seed_call, "CA502")
     event_writes = dynamodb_faults.hold("BatchWriteItem")
     others = [CallEventRecorder(f"CA5{n:02d}x", time.monotonic(), interval_s=0.01)
               for n in range(DEFAULT_POOL_THREADS)]  # other calls, each flushing events that DynamoDB sits on
@@ -96,7 +90,7 @@ async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
 async def test_the_model_is_dialled_while_the_agent_read_is_unanswered(
         dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner) -> None:
-    await asyncio.to_thread(_seed, "CA503")
+    await asyncio.to_thread(seed_call, "CA503")
     agent_read = dynamodb_faults.hold("GetItem", table=Agent.Meta.table_name, times=1)
     monkeypatch.setenv("OPENAI_POOL_SIZE", "0")  # no warm connection: the call dials its own
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
@@ -117,7 +111,7 @@ async def test_the_model_is_dialled_while_the_agent_read_is_unanswered(
 async def test_an_agent_on_another_model_than_the_guess_gets_a_session_on_its_own_model(
         dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner) -> None:
-    await asyncio.to_thread(_seed, "CA504")
+    await asyncio.to_thread(seed_call, "CA504")
     await asyncio.to_thread(Agent(AGENT).update, actions=[Agent.model.set("gpt-realtime-mini")])
     monkeypatch.setenv("OPENAI_POOL_SIZE", "0")  # every connection open is a call's
     async with running_bridge(scripted_model.url, monkeypatch) as url, \

@@ -22,21 +22,20 @@ from local.scripted_model import ScriptedModelServer, load_script
 from local.scripted_model.faults import FaultPlan, SessionFault
 from local.stack import DEMO_CONVERSATION
 from tests.bridge.bridge_harness import (
-    AGENT,
+    CALLER,
     SILENCE_FRAME,
-    TENANT,
     TwilioLeg,
     ended_call,
     known_to_twilio,
     running_bridge,
+    seed_call,
     until,
 )
 from tests.conftest import TwilioSigner
 from voiceline import calls
-from voiceline.models import Agent
 
 DEMO = load_script(DEMO_CONVERSATION)  # the agent below has no tools, so its turns are plain lines
-CALLER, TRANSFER_NUMBER = "+15551230000", "+15557654321"
+TRANSFER_NUMBER = "+15557654321"
 FRAME_BYTES = 160
 
 
@@ -66,10 +65,7 @@ class CallerLeg(TwilioLeg):
 
 
 def seed(call_sid: str, transfer_number: str | None = None) -> None:
-    Agent(AGENT, tenant_id=TENANT, name="Ava", business_name="Acme", instructions="Help {caller_number}",
-          greeting="Hello from {business_name}", max_duration_s=120, silence_timeout_s=60,
-          transfer_number=transfer_number).save()
-    calls.create_call(call_sid, TENANT, AGENT, CALLER, "+15550100")
+    seed_call(call_sid, max_duration_s=120, transfer_number=transfer_number)
 
 
 def agent_lines(call_sid: str) -> list[str]:
@@ -240,14 +236,14 @@ async def test_a_call_that_ends_while_its_session_renewal_connects_leaves_no_mod
 
 async def test_a_response_the_drop_killed_before_any_of_it_was_heard_is_asked_for_again(
         dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
-    seed("CA304")
+    seed("CA305")
     plan = FaultPlan()
     plan.fail_session(0, SessionFault("drop", after_event="response.created", count=1))  # the greeting, unheard
     async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch) as url, \
-            CallerLeg.open(url, twilio_signer, "CA304") as leg:
+            CallerLeg.open(url, twilio_signer, "CA305") as leg:
         listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
         await until(lambda: len(leg.heard()) >= len(DEMO.greeting.audio))
-        await until(lambda: len(agent_lines("CA304")) == 1)  # heard, and its transcript is in
+        await until(lambda: len(agent_lines("CA305")) == 1)  # heard, and its transcript is in
         await leg.hang_up()
         await listening
 
@@ -255,5 +251,5 @@ async def test_a_response_the_drop_killed_before_any_of_it_was_heard_is_asked_fo
     assert (lost.responses, lost.event_counts["response.create"]) == (1, 1)
     assert (restored.responses, restored.event_counts["response.create"]) == (1, 1)  # the same request again
     assert leg.heard() == DEMO.greeting.audio  # whole, once
-    [reconnected] = events_of("CA304", "model_reconnected")
+    [reconnected] = events_of("CA305", "model_reconnected")
     assert reconnected.data["cause"] == "socket closed (no close frame)"
