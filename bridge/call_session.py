@@ -31,6 +31,7 @@ from bridge.playback import PlaybackTracker, base64_decoded_length
 from bridge.realtime_link import ModelUnavailable, RealtimeLink
 from bridge.realtime_pool import RealtimePool
 from bridge.settings import BridgeSettings
+from bridge.spoken_history import SpokenHistory
 from bridge.tool_invoker import ToolInvoker, ToolResult
 from bridge.twilio_calls import CallControlResult, TwilioCalls
 from voiceline import calls, stream_token
@@ -111,6 +112,7 @@ class CallSession:
         self._connecting: asyncio.Task[None] | None = None  # the link's first connect, begun at `start`
         self.recorder: CallEventRecorder | None = None
         self.playback = PlaybackTracker()
+        self.spoken_history: SpokenHistory | None = None  # for an agent whose past speech is kept as text
         self.response_active = False
         self._response_idle = asyncio.Event()
         self._response_idle.set()
@@ -250,6 +252,8 @@ class CallSession:
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
             return False
         self.agent = agent
+        if agent.own_speech_as_text:
+            self.spoken_history = SpokenHistory(forget_unheard=agent.truncate_on_barge_in)
         # A transfer shows Twilio's From: the caller's own number, or ours on an outbound call.
         self._caller_id = call.from_number
         self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker,
@@ -333,7 +337,7 @@ class CallSession:
         assert self.link is not None
         await self.link.start(self._session_update())
         if not self._waits_for_callee:
-            await self._send_model(json.dumps(realtime.greeting(render(agent.greeting, self._variables))))
+            await self._ask_for_response(realtime.greeting(render(agent.greeting, self._variables)))
 
     def _session_update(self) -> dict[str, Any]:
         """The session, with the instructions rendered from the call's variables as they are now."""
@@ -456,6 +460,9 @@ class CallSession:
             self._last_activity = time.monotonic()
             if not self.playback.has_unplayed_audio:
                 self._heard_everything.set()
+                if self.spoken_history is not None and self.playback.item_id is not None:
+                    await self._send_all(self.spoken_history.played(self.playback.item_id,
+                                                                    self.playback.played_ms))
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:
         self.end(self._expected_stop or "caller_hung_up")
@@ -494,6 +501,8 @@ class CallSession:
         if self.playback.has_unplayed_audio:
             self.playback.cut()
             await self._send_twilio(twilio.clear_message(self.stream_sid))
+        if self.spoken_history is not None:
+            self.spoken_history.forget()
         self._heard_everything.set()
         self.response_active = False
         self._response_idle.set()
@@ -554,10 +563,11 @@ class CallSession:
         await self._send_twilio(twilio.clear_message(self.stream_sid))
         # Without a truncate the model keeps, and bills on every later turn, audio nobody heard.
         truncate_id = item_id if self.agent is None or self.agent.truncate_on_barge_in else None
-        for message in realtime.barge_in(truncate_id, heard_ms, self.response_active):
-            await self._send_model(message)
+        await self._send_all(realtime.barge_in(truncate_id, heard_ms, self.response_active))
         if item_id is not None:
             self.dropped_items.add(item_id)
+            if self.spoken_history is not None:
+                await self._send_all(self.spoken_history.cut(item_id, heard_ms))
         self.interruptions += 1
         self._record("interruption", role="caller",
                      data={"item_id": item_id, "audio_end_ms": heard_ms, "generated_ms": generated_ms})
@@ -580,6 +590,9 @@ class CallSession:
             return
         if isinstance(response.get("usage"), dict):
             _add_usage(self.usage, response["usage"])
+        if self.spoken_history is not None:
+            await self._send_all(self.spoken_history.response_done(response, self.playback.item_id,
+                                                                   self.playback.generated_ms))
         function_calls = realtime.function_calls(response)
         if function_calls:
             spoke = response.get("id") is not None and response.get("id") == self._last_audio_response
@@ -671,13 +684,13 @@ class CallSession:
             await self._carry_out(CallControl("hang_up", control.reason), control.reason)
 
     async def _ask_for_response(self, instructions: str | None = None, allow_tools: bool = True) -> None:
-        """`response.create` once no response is active: the model allows one at a time."""
+        """`response.create` once no response is active (the model allows one at a time), after a system message
+        with `instructions` when given. Without tools (last words), no tool call may start anything new."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._response_idle.wait(), RESPONSE_IDLE_TIMEOUT_S)
-        request = realtime.response_create(instructions)
-        if not allow_tools:  # last words only: no tool call may start anything new
-            request.setdefault("response", {}).update(tools=[], tool_choice="none")
-        await self._send_model(json.dumps(request))
+        if instructions is not None:
+            await self._send_model(json.dumps(realtime.system_message(instructions)))
+        await self._send_model(json.dumps(realtime.response_create(allow_tools)))
 
     async def _until_response_done_after(self, count: int) -> None:
         with contextlib.suppress(TimeoutError):
@@ -784,6 +797,10 @@ class CallSession:
     async def _send_model(self, text: str) -> None:
         if self.link is not None:  # never raises: the link reconnects, or the model pump hands the call over
             await self.link.send(text)
+
+    async def _send_all(self, messages: list[str]) -> None:
+        for message in messages:
+            await self._send_model(message)
 
     async def _close_twilio(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # already closed by the peer: nothing left to tell it

@@ -51,12 +51,16 @@ class ConversationMemory:
                                                "arguments": str(item.get("arguments") or "{}")}))
 
     def observe_sent(self, event: dict[str, Any]) -> None:
-        """Note an item the bridge itself added (a function call's output)."""
-        if event.get("type") == "conversation.item.create" and isinstance(event.get("item"), dict) \
-                and event["item"].get("type") == "function_call_output":
-            item = event["item"]
+        """Note an item the bridge itself added: a function call's output, or a system message (a variable
+        change, or what a response was asked for)."""
+        item = event.get("item") if event.get("type") == "conversation.item.create" else None
+        if not isinstance(item, dict):
+            return
+        if item.get("type") == "function_call_output":
             self.entries.append(Entry({"type": "function_call_output", "call_id": str(item.get("call_id")),
                                        "output": str(item.get("output"))}))
+        elif item.get("type") == "message" and item.get("role") == "system":
+            self.entries.append(Entry(item))
 
     def restore_events(self, keep_last: int) -> list[dict[str, Any]]:
         """`conversation.item.create` events for a new session: a note, then the last `keep_last` items.

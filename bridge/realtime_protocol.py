@@ -60,15 +60,20 @@ def truncation(retention_ratio: float | None) -> str | dict[str, Any]:
     return {"type": "retention_ratio", "retention_ratio": float(retention_ratio)}
 
 
-def variables_changed(changes: Mapping[str, str]) -> dict[str, Any]:
-    """A mid-call change of template variables as a system message appended to the conversation.
+def system_message(text: str) -> dict[str, Any]:
+    """A system message appended to the conversation: how the bridge tells the model something mid-call.
 
-    Unlike new instructions in a `session.update`, it leaves the cached prefix (instructions, tools,
-    earlier items) untouched, so the next response still reads it at the cached rate.
+    Unlike new instructions in a `session.update`, or a response's own `instructions` or `tools` (which
+    replace the session's for that response), it leaves the cached prefix (instructions, tools, earlier
+    items) untouched, so the next response still reads it at the cached rate.
     """
-    facts = "; ".join(f"{name} is now {value}" for name, value in changes.items())
     return {"type": "conversation.item.create", "item": {
-        "type": "message", "role": "system", "content": [{"type": "input_text", "text": f"Update: {facts}."}]}}
+        "type": "message", "role": "system", "content": [{"type": "input_text", "text": text}]}}
+
+
+def variables_changed(changes: Mapping[str, str]) -> dict[str, Any]:
+    """A mid-call change of template variables, as a system message."""
+    return system_message("Update: " + "; ".join(f"{name} is now {value}" for name, value in changes.items()) + ".")
 
 
 def tools_update(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -76,16 +81,17 @@ def tools_update(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "session.update", "session": {"type": "realtime", "tools": list(tools)}}
 
 
-def greeting(text: str) -> dict[str, Any]:
-    """Make the agent speak first, with the agent's own greeting."""
-    return response_create(f"Greet the caller now. Say exactly: {text}")
+def greeting(text: str) -> str:
+    """What makes the agent speak first, with the agent's own greeting (a system message before the response)."""
+    return f"Greet the caller now. Say exactly: {text}"
 
 
-def response_create(instructions: str | None = None) -> dict[str, Any]:
-    """Ask for the next response; `instructions` steer only this one (the session prompt stays cached)."""
-    if instructions is None:
+def response_create(allow_tools: bool = True) -> dict[str, Any]:
+    """Ask for the next response. It is steered by a system message before it, never by its own
+    `instructions` or `tools`, which would make it read the whole prompt uncached (see `system_message`)."""
+    if allow_tools:
         return {"type": "response.create"}
-    return {"type": "response.create", "response": {"instructions": instructions}}
+    return {"type": "response.create", "response": {"tool_choice": "none"}}
 
 
 def function_calls(response: Any) -> list[FunctionCall]:

@@ -7,7 +7,8 @@ wall time, so the call has to run in real time to be honest.
 
 The two agents differ only in the per-agent cost switches (voiceline.models.Agent):
 - naive: `truncate_on_barge_in=False`, `retention_ratio=None` (OpenAI's auto truncation),
-  `stable_instructions=False` (each variable change re-sends the whole instructions);
+  `stable_instructions=False` (each variable change re-sends the whole instructions),
+  `own_speech_as_text=False` (the agent's past speech stays in the context as audio);
 - defaults: the Agent model's defaults.
 
 Token counts are the scripted model's estimates (local/scripted_model/usage.py), summed by the bridge
@@ -45,7 +46,8 @@ HOUSE_RULES = (
 ) * 6
 CONFIGURATIONS = {
     "naive": {"agent_id": "agent-cost-naive", "number": "+15550111",
-              "switches": {"truncate_on_barge_in": False, "retention_ratio": None, "stable_instructions": False}},
+              "switches": {"truncate_on_barge_in": False, "retention_ratio": None, "stable_instructions": False,
+                           "own_speech_as_text": False}},
     "defaults": {"agent_id": "agent-cost-defaults", "number": "+15550112", "switches": {}},
 }
 MAX_CALL_S = 480.0

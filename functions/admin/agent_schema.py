@@ -161,6 +161,9 @@ class AgentSettings(BaseModel):
     stable_instructions: bool = Field(True, description="Variables that change mid-call (the local time) reach "
                                                         "the model as conversation messages, so the cached "
                                                         "instructions prefix stays; false re-sends the instructions.")
+    own_speech_as_text: bool = Field(True, description="Once the caller has heard a reply (or cut it off), the "
+                                                       "model keeps the words heard as text instead of the audio, "
+                                                       "which every later turn re-reads at about 10 times the cost.")
     summary_schema: dict[str, Any] | None = Field(
         None, description="The structured fields each call's post-call summary fills in: a JSON Schema object for "
                           "strict structured outputs (every object closed with additionalProperties false and all "
@@ -274,6 +277,7 @@ class AgentOut(BaseModel):
     retention_ratio: float | None = DEFAULT_RETENTION_RATIO
     truncate_on_barge_in: bool = True
     stable_instructions: bool = True
+    own_speech_as_text: bool = True
     summary_schema: dict[str, Any] | None = None
 
 

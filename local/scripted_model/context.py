@@ -30,8 +30,21 @@ class ConversationContext:
     def __init__(self) -> None:
         self._items: dict[str, ContextItem] = {}
 
-    def add(self, item: ContextItem) -> None:
-        self._items[item.id] = item
+    def add(self, item: ContextItem, after: str | None = None) -> None:
+        """Append the item, or put it right after the item `after` (GA `previous_item_id`; "root" is first)."""
+        if after is None or after == self.last_item_id:
+            self._items[item.id] = item
+            return
+        items = list(self._items.items())
+        at = 0 if after == "root" else next(i for i, (item_id, _) in enumerate(items) if item_id == after) + 1
+        self._items = dict([*items[:at], (item.id, item), *items[at:]])
+
+    def delete(self, item_id: str) -> str | None:
+        """Remove an item; returns the id of the item it followed (None when it was first)."""
+        ids = list(self._items)
+        at = ids.index(item_id)
+        del self._items[item_id]
+        return ids[at - 1] if at > 0 else None
 
     def get(self, item_id: str) -> ContextItem | None:
         return self._items.get(item_id)

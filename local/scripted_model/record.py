@@ -20,6 +20,8 @@ class SessionRecord:
     input_audio_hash: Any = field(default_factory=hashlib.sha256)
     """Over every appended byte in order, so a test can prove the relay was byte-identical."""
     truncates: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    """Items the client deleted (`conversation.item.delete`), in order."""
     cancels: int = 0
     errors_sent: list[dict[str, Any]] = field(default_factory=list)
     session: dict[str, Any] = field(default_factory=dict)
@@ -50,6 +52,7 @@ class SessionRecord:
             "input_audio_bytes": self.input_audio_bytes,
             "input_audio_sha256": self.input_audio_hash.hexdigest(),
             "truncates": self.truncates,
+            "deletes": self.deletes,
             "cancels": self.cancels,
             "errors_sent": self.errors_sent,
             "session": self.session,

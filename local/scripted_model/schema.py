@@ -140,6 +140,7 @@ CLIENT_EVENTS: dict[str, Check] = {
     "response.create": _event({"response": RESPONSE}),
     "response.cancel": _event({"response_id": string}),
     "conversation.item.create": _event({"previous_item_id": nullable(string), "item": ITEM}, required=("item",)),
+    "conversation.item.delete": _event({"item_id": string}, required=("item_id",)),
     "conversation.item.truncate": _event(
         {"item_id": string, "content_index": integer(0), "audio_end_ms": integer(0)},
         required=("item_id", "content_index", "audio_end_ms"),

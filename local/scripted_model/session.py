@@ -53,6 +53,11 @@ class RealtimeSession:
         self._speech_started_ms = 0
         self._fault = fault
 
+    @property
+    def conversation(self) -> list[ContextItem]:
+        """The items the model holds now, oldest first: what its next response would read."""
+        return self._context.items
+
     async def run(self) -> None:
         """Serve the connection until the client goes; never closes it over a bad event."""
         if self._fault is not None:
@@ -194,7 +199,8 @@ class RealtimeSession:
 
     def _respond(self, request: dict[str, Any]) -> None:
         """Start the next reply: the line owed after a tool round, else the script's next line, whose function
-        calls come first if the response may use those tools. Its events flow from their own task."""
+        calls come first if the response may use those tools (declared, and `tool_choice` not "none").
+        Its events flow from their own task."""
         tools = request.get("tools", self._config["tools"])
         prompt = usage.prompt_text(request.get("instructions", self._config["instructions"]), tools)
         self._retain(prompt)
@@ -203,7 +209,8 @@ class RealtimeSession:
             line, self._tool_round = self._tool_round.line, None
         else:
             line = self._cursor.next_reply()
-            calls = self._callable(line.tool_calls, tools)
+            may_call = request.get("tool_choice", self._config.get("tool_choice", "auto")) != "none"
+            calls = self._callable(line.tool_calls, tools) if may_call else []
             if calls:
                 self._call_functions(line, calls, read)
                 return
@@ -267,13 +274,26 @@ class RealtimeSession:
             self._take_output(item["call_id"], item["output"])
         elif item["type"] == "function_call" and "call_id" in item:
             self._call_ids.add(item["call_id"])
-        if item["type"] == "message" and item["role"] in ("user", "assistant"):
-            self._cursor.replayed(item["role"])  # a restored conversation goes on where it was
         last_item_id = self._context.last_item_id
-        self._context.add(ContextItem(item_id, item.get("role", "tool"), text=_item_text(item)))
+        appended = previous_item_id in (None, last_item_id)
+        if appended and item["type"] == "message" and item["role"] in ("user", "assistant"):
+            # A restored conversation goes on where it was. A line put back in the middle (an agent's
+            # speech swapped for its text) is not a new line of the script.
+            self._cursor.replayed(item["role"])
+        self._context.add(ContextItem(item_id, item.get("role", "tool"), text=_item_text(item)),
+                          after=None if appended else previous_item_id)
         stored = {"object": "realtime.item", "status": "completed", **item, "id": item_id}
         for kind in ("conversation.item.added", "conversation.item.done"):
-            await self.send({"type": kind, "previous_item_id": last_item_id, "item": stored})
+            await self.send({"type": kind, "previous_item_id": last_item_id if appended else previous_item_id,
+                             "item": stored})
+
+    async def _on_item_delete(self, event: dict[str, Any]) -> None:
+        item_id = event["item_id"]
+        if self._context.get(item_id) is None:
+            raise ProtocolError("invalid_value", f"Item with item_id not found: {item_id}", "item_id")
+        self._context.delete(item_id)
+        self.record.deletes.append(item_id)
+        await self.send({"type": "conversation.item.deleted", "item_id": item_id})
 
     def _take_output(self, call_id: str, output: str) -> None:
         if call_id not in self._call_ids:
@@ -340,4 +360,5 @@ HANDLERS: dict[str, Callable[[RealtimeSession, dict[str, Any]], Awaitable[None]]
     "response.cancel": RealtimeSession._on_response_cancel,
     "conversation.item.create": RealtimeSession._on_item_create,
     "conversation.item.truncate": RealtimeSession._on_truncate,
+    "conversation.item.delete": RealtimeSession._on_item_delete,
 }

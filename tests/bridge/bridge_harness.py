@@ -104,11 +104,16 @@ class TwilioLeg:
         self._hung_up = True
         await self.socket.send(json.dumps({"event": "stop", "stop": {"callSid": self.call_sid}}))
 
-    async def release_marks(self) -> None:
-        held, self._held = self._held, []
+    async def release_marks(self, count: int | None = None) -> None:
+        """Echo the held marks, as the phone plays that audio; with `count`, only the first few, holding on."""
+        held, self._held = (self._held, []) if count is None else (self._held[:count], self._held[count:])
         for mark in held:
             await self._echo(mark)
-        self._hold_marks = False
+        self._hold_marks = count is not None
+
+    @property
+    def marks_held(self) -> int:
+        return len(self._held)
 
     async def _send_silence(self) -> None:
         """Every 20 ms until the caller hangs up or the bridge closes the socket."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,25 +50,32 @@ def test_the_session_asks_for_the_agents_retention_ratio_or_leaves_openais_auto(
     assert realtime.session_update(agent, "x")["session"]["truncation"] == "auto"
 
 
-async def _barge_into_the_greeting(leg: TwilioLeg, model: ScriptedModelServer) -> None:
-    """Silence until the greeting is arriving (its marks held: nothing heard yet), then the caller talks over it,
-    then silence until the model has answered."""
-    listening = asyncio.create_task(leg._listen())
-    silence = base64.b64encode(b"\xff" * 160).decode()
-    speech = [base64.b64encode(CALLER_CLIP[i:i + 160]).decode() for i in range(0, len(CALLER_CLIP), 160)]
-    frames = 0
-    while not leg.first_media.is_set() or frames < 75:  # at least 1.5 s: the greeting is fully generated
-        await leg.socket.send(json.dumps({"event": "media", "media": {"payload": silence}}))
+SILENCE = base64.b64encode(b"\xff" * 160).decode()
+SPEECH = [base64.b64encode(CALLER_CLIP[i:i + 160]).decode() for i in range(0, len(CALLER_CLIP), 160)]
+
+
+async def _silence_until(leg: TwilioLeg, done: Callable[[], bool], timeout_s: float = 10) -> None:
+    """Silence every 20 ms, as a phone line sends, until `done()`."""
+    for _ in range(int(timeout_s / 0.02)):
+        if done():
+            return
+        await leg.socket.send(json.dumps({"event": "media", "media": {"payload": SILENCE}}))
         await asyncio.sleep(0.02)
-        frames += 1
-    for payload in speech:
+    raise AssertionError(f"not within {timeout_s}s")
+
+
+async def _speak_once(leg: TwilioLeg, model: ScriptedModelServer,
+                      before_speaking: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Silence until the greeting is fully generated, then the caller's line, then silence until the model has
+    answered it; then hang up. With marks held, none of the greeting has been heard when the caller speaks."""
+    listening = asyncio.create_task(leg._listen())
+    await _silence_until(leg, lambda: bool(model.sessions and model.sessions[0].record.usages))
+    if before_speaking is not None:
+        await before_speaking()
+    for payload in SPEECH:
         await leg.socket.send(json.dumps({"event": "media", "media": {"payload": payload}}))
         await asyncio.sleep(0.02)
-    for _ in range(500):  # up to 10 s
-        if len(model.sessions[0].record.usages) >= 2:
-            break
-        await leg.socket.send(json.dumps({"event": "media", "media": {"payload": silence}}))
-        await asyncio.sleep(0.02)
+    await _silence_until(leg, lambda: len(model.sessions[0].record.usages) >= 2)
     await leg.hang_up()
     await asyncio.wait_for(listening, 10)
 
@@ -77,10 +84,10 @@ async def _barge_into_the_greeting(leg: TwilioLeg, model: ScriptedModelServer) -
 async def test_truncating_on_barge_in_keeps_unheard_agent_audio_out_of_the_next_input(
         dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
         twilio_signer: TwilioSigner, truncate: bool) -> None:
-    _seed(f"CA80{int(truncate)}", truncate_on_barge_in=truncate)
+    _seed(f"CA80{int(truncate)}", truncate_on_barge_in=truncate, own_speech_as_text=False)
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, f"CA80{int(truncate)}", hold_marks=True) as leg:
-        await _barge_into_the_greeting(leg, scripted_model)
+        await _speak_once(leg, scripted_model)
     await ended_call(f"CA80{int(truncate)}")
 
     [session] = scripted_model.sessions
@@ -90,6 +97,67 @@ async def test_truncating_on_barge_in_keeps_unheard_agent_audio_out_of_the_next_
     assert session.record.truncates == ([{"item_id": session.record.truncates[0]["item_id"], "audio_end_ms": 0,
                                           "generated_ms": len(SCRIPT.greeting.audio) // 8}] if truncate else [])
     assert 0 < caller_tokens < 60  # the caller's few seconds; with no truncate, the unheard greeting too
+
+
+def _spoken(session: Any) -> list[Any]:
+    """The caller's and the agent's items, without the system messages that steer responses."""
+    return [item for item in session.conversation if item.role != "system"]
+
+
+@pytest.mark.parametrize("as_text", [True, False])
+async def test_once_heard_the_agents_speech_stays_in_the_conversation_as_its_words_not_its_audio(
+        dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner, as_text: bool) -> None:
+    _seed(f"CA83{int(as_text)}", own_speech_as_text=as_text)
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, f"CA83{int(as_text)}") as leg:  # marks echoed: all heard
+        await _speak_once(leg, scripted_model)
+    await ended_call(f"CA83{int(as_text)}")
+
+    [session] = scripted_model.sessions
+    greeting_item, caller_item = _spoken(session)[:2]
+    greeting, reply = session.record.usages[:2]
+    # The greeting was asked for by a system message, not by instructions of its own: the reply reads all
+    # the greeting's input (the session prompt and that message) from the cache.
+    assert reply["input_token_details"]["cached_tokens"] == greeting["input_tokens"] > 0
+    caller_tokens = caller_item.audio_ms // 100
+    assert 0 < caller_tokens < 60
+    if as_text:
+        # The greeting's audio item went first (the reply's may have followed before the hang-up).
+        assert session.record.deletes and session.record.deletes[0] not in {item.id for item in session.conversation}
+        assert (greeting_item.role, greeting_item.text, greeting_item.audio_ms) == \
+            ("assistant", SCRIPT.greeting.text, 0)
+        # The reply re-read the caller's audio and the greeting's 16 text tokens, not its 75 audio tokens.
+        assert reply["input_token_details"]["audio_tokens"] == caller_tokens
+    else:
+        assert session.record.deletes == []
+        assert greeting_item.audio_ms == len(SCRIPT.greeting.audio) // 8
+        assert reply["input_token_details"]["audio_tokens"] == caller_tokens + GREETING_AUDIO_TOKENS
+
+
+async def test_a_reply_cut_off_midway_stays_as_the_words_heard_before_the_cut(
+        dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    _seed("CA840")
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA840", hold_marks=True) as leg:
+        async def play_half() -> None:
+            await leg.release_marks(leg.marks_held // 2)
+            await asyncio.sleep(0.1)  # the echoes reach the bridge before the caller's speech does
+
+        await _speak_once(leg, scripted_model, before_speaking=play_half)
+    await ended_call("CA840")
+
+    [session] = scripted_model.sessions
+    [truncate] = session.record.truncates
+    greeting_ms = len(SCRIPT.greeting.audio) // 8
+    assert 0 < truncate["audio_end_ms"] < greeting_ms
+    greeting_item = _spoken(session)[0]
+    words = SCRIPT.greeting.text.split()
+    heard = words[:len(words) * truncate["audio_end_ms"] // greeting_ms]
+    assert 0 < len(heard) < len(words)
+    assert (greeting_item.role, greeting_item.text, greeting_item.audio_ms) == ("assistant", " ".join(heard), 0)
+    assert session.record.deletes == [truncate["item_id"]]
 
 
 class _StoppedClock(datetime):
@@ -108,7 +176,7 @@ async def test_a_mid_call_variable_change_is_a_message_unless_the_agent_re_sends
     monkeypatch.setattr(call_session, "datetime", _StoppedClock)
     # The call started at a stale "local time", so the first clock check finds it has moved on.
     _seed(f"CA81{int(stable)}", variables={"local_time": "00:00x"}, stable_instructions=stable,
-          instructions="Help {caller_number}. It is {local_time}.")
+          own_speech_as_text=False, instructions="Help {caller_number}. It is {local_time}.")
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, f"CA81{int(stable)}") as leg:
         listening = asyncio.create_task(leg.run_until_closed(timeout_s=10))
@@ -119,11 +187,12 @@ async def test_a_mid_call_variable_change_is_a_message_unless_the_agent_re_sends
     [session] = scripted_model.sessions
     counts = session.record.event_counts
     instructions = session.record.session["instructions"]
+    updates = [item.text for item in session.conversation if item.role == "system" and item.text.startswith("Update")]
     if stable:
-        assert counts["session.update"] == 1 and counts["conversation.item.create"] == 1
+        assert counts["session.update"] == 1 and len(updates) == 1
         assert instructions.endswith("It is 00:00x.")  # the cached prefix never changed
     else:
-        assert counts["session.update"] == 2 and counts["conversation.item.create"] == 0
+        assert counts["session.update"] == 2 and updates == []
         assert not instructions.endswith("It is 00:00x.")
     [changed] = [event for event in calls.list_events(f"CA81{int(stable)}") if event.kind == "variables_changed"]
     assert changed.data["changes"]["local_time"] != "00:00x"

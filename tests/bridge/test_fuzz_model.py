@@ -72,8 +72,8 @@ class OddModel:
             event = json.loads(raw)
             if event["type"] == "input_audio_buffer.append" and healthy:
                 self.healthy_audio_bytes += len(base64.b64decode(event["audio"]))
-            if event["type"] == "response.create" and event.get("response", {}).get("instructions", "").startswith(
-                    "Greet"):
+            if event["type"] == "conversation.item.create" and event["item"].get("role") == "system" \
+                    and event["item"]["content"][0]["text"].startswith("Greet"):
                 script = [] if healthy else self.next_script
                 if not healthy:
                     self.next_script = []  # used up: a greeting asked for again after a reconnect is answered well

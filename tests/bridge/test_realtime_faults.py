@@ -100,7 +100,7 @@ async def test_a_lost_session_is_restored_and_the_call_goes_on_without_a_second_
         await until(lambda: len(leg.heard()) >= len(greeting))
         leg.say(DEMO.turns[0].caller.audio)
         await until(lambda: len(model.sessions) == 2 and model.sessions[1].record.event_counts[
-            "conversation.item.create"] == 4)
+            "conversation.item.create"] == 5)
         assert leg.heard() == greeting + first
         leg.say(DEMO.turns[1].caller.audio)
         await until(lambda: len(agent_lines("CA300")) == 3)  # heard, and its transcript is in
@@ -116,7 +116,8 @@ async def test_a_lost_session_is_restored_and_the_call_goes_on_without_a_second_
     assert call.end_reason == "caller_hung_up"
     assert agent_lines("CA300") == [DEMO.greeting.text, DEMO.turns[0].agent.text, DEMO.turns[1].agent.text]
     [reconnected] = events_of("CA300", "model_reconnected")
-    assert reconnected.data["items_replayed"] == 4  # the note, the greeting, the question and its answer
+    # The note, the system message that asked for the greeting, the greeting, the question and its answer.
+    assert reconnected.data["items_replayed"] == 5
     if fault == "server_error":
         assert [error.data["code"] for error in events_of("CA300", "error")] == ["server_error"]
 

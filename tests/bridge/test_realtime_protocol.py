@@ -51,10 +51,13 @@ def test_barge_in_cancels_only_an_active_response() -> None:
     assert idle == ["conversation.item.truncate"]
 
 
-def test_greeting_asks_the_model_to_speak_first() -> None:
-    event = realtime.greeting("Thanks for calling")
-    assert event["type"] == "response.create"
-    assert "Thanks for calling" in event["response"]["instructions"]
+def test_a_response_is_steered_by_a_system_message_never_by_its_own_instructions_or_tools() -> None:
+    steer = realtime.system_message(realtime.greeting("Thanks for calling"))
+    assert steer["item"]["role"] == "system" and "Thanks for calling" in steer["item"]["content"][0]["text"]
+    assert realtime.response_create() == {"type": "response.create"}
+    # Last words: the session's tools stay declared (the prompt stays cached), but none may be called.
+    assert realtime.response_create(allow_tools=False) == {"type": "response.create",
+                                                           "response": {"tool_choice": "none"}}
 
 
 def test_function_calls_are_read_from_a_completed_response_in_order() -> None:

@@ -84,7 +84,7 @@ class PersistentModel:
 
     def outputs(self) -> dict[str, dict[str, Any]]:
         return {event["item"]["call_id"]: json.loads(event["item"]["output"]) for event in self.received
-                if event["type"] == "conversation.item.create"}
+                if event["type"] == "conversation.item.create" and event["item"]["type"] == "function_call_output"}
 
 
 async def test_a_tool_failing_three_times_in_a_row_is_taken_from_the_model_and_never_invoked_again(
@@ -110,7 +110,7 @@ async def test_a_tool_failing_three_times_in_a_row_is_taken_from_the_model_and_n
     assert [tool["name"] for tool in updates[0]["tools"]] == ["search_knowledge", "end_call"]
     assert updates[1:] == [{"type": "realtime", "tools": [updates[0]["tools"][1]]}]  # only the tools change
     # The update reached the model before it was asked for the response after the sixth output.
-    order = [event["type"] if event["type"] != "conversation.item.create" else event["item"]["call_id"]
+    order = [event["item"].get("call_id") if event["type"] == "conversation.item.create" else event["type"]
              for event in model.received]
     sixth = order.index("call_6")
     assert sixth < order.index("session.update", 1) < order.index("response.create", sixth)

@@ -155,3 +155,42 @@ async def test_with_a_retention_ratio_the_oldest_items_drop_out_when_the_context
     assert answer["input_tokens"] == 103 and answer["input_token_details"]["audio_tokens"] == 0
     assert answer["input_token_details"]["cached_tokens"] == 100  # the instructions; the rest is new
     assert record.record.items_dropped == 1
+
+
+def test_an_item_put_after_another_goes_right_after_it_and_a_deleted_one_leaves_no_gap() -> None:
+    context = ConversationContext()
+    for item_id in ("u1", "a1", "u2"):
+        context.add(ContextItem(item_id, "user"))
+    context.add(ContextItem("t1", "assistant"), after="a1")
+    context.add(ContextItem("s0", "system"), after="root")
+    assert [item.id for item in context.items] == ["s0", "u1", "a1", "t1", "u2"]
+    assert context.delete("a1") == "u1"
+    assert context.delete("s0") is None
+    assert [item.id for item in context.items] == ["u1", "t1", "u2"]
+
+
+async def test_agent_audio_swapped_for_its_text_is_re_read_as_text_with_the_prefix_before_it_still_cached() -> None:
+    async with ScriptedModelServer(SCRIPT, "127.0.0.1", 0) as model, ModelClient.open(model) as client:
+        await client.update_session({**PCMU_WITH_TRANSCRIPTION, "instructions": "I" * 400})
+        await client.send({"type": "response.create"})
+        greeting_id = (await client.until("response.done"))[-1]["response"]["output"][0]["id"]
+        await client.send({"type": "conversation.item.create", "previous_item_id": greeting_id, "item": {
+            "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": GREETING_TEXT}]}})
+        added = (await client.until("conversation.item.added"))[-1]
+        await client.send({"type": "conversation.item.delete", "item_id": greeting_id})
+        assert (await client.until("conversation.item.deleted"))[-1]["item_id"] == greeting_id
+        await client.send({"type": "conversation.item.delete", "item_id": greeting_id})
+        gone = (await client.until("error"))[-1]["error"]
+        await client.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi there!"}]}})
+        await client.until("conversation.item.done")
+        await client.send({"type": "response.create"})
+        answer = (await client.until("response.done"))[-1]["response"]["usage"]
+        [session] = model.sessions
+    assert added["previous_item_id"] == greeting_id
+    assert gone["code"] == "invalid_value" and gone["param"] == "item_id"
+    assert session.record.deletes == [greeting_id]
+    # The greeting as 16 text tokens, not 75 audio ones; "Hi there!" 3; the instructions still cached.
+    assert answer["input_token_details"]["text_tokens"] == 100 + 16 + 3
+    assert answer["input_token_details"]["audio_tokens"] == 0
+    assert answer["input_token_details"]["cached_tokens"] == 100

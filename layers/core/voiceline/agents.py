@@ -41,7 +41,7 @@ SETTINGS = ("name", "business_name", "language", "timezone", "template_variables
             "voice", "speed", "model", "turn_detection", "noise_reduction", "transcription_model",
             "transcription_language", "tools", "transfer_number", "max_duration_s", "silence_timeout_s", "enabled",
             "wait_for_callee", "answering_machine", "voicemail_message", "retention_ratio", "truncate_on_barge_in",
-            "stable_instructions", "summary_schema")
+            "stable_instructions", "own_speech_as_text", "summary_schema")
 
 
 class AgentNotFound(LookupError):

@@ -76,6 +76,7 @@ class Agent(Model):
     retention_ratio = NumberAttribute(null=True, default=DEFAULT_RETENTION_RATIO)
     truncate_on_barge_in = BooleanAttribute(default=True)  # forget the agent audio the caller never heard
     stable_instructions = BooleanAttribute(default=True)  # mid-call variable changes as messages, not a new prompt
+    own_speech_as_text = BooleanAttribute(default=True)  # the agent's past speech re-read as its words, not audio
     # Outbound calls: let the callee speak first; what to do when Twilio's AMD hears a machine
     # ("off": treat it as a person, "hang_up", or "leave_message" with voicemail_message).
     wait_for_callee = BooleanAttribute(default=False)
