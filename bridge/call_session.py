@@ -12,10 +12,10 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -39,6 +39,8 @@ from voiceline.instructions import call_variables, render
 from voiceline.models import Agent, Call
 from voiceline.ownership import condition_failed
 from voiceline.tool_contract import CallContext
+
+_T = TypeVar("_T")
 
 logger = Logger(service="voiceline-bridge", child=True)
 
@@ -106,6 +108,7 @@ class CallSession:
         self.stream_sid = ""
         self._agent_id = ""
         self._tenant_id = ""
+        self._facts: stream_token.CallFacts | None = None  # what the voice webhook vouched for
         self.agent: Agent | None = None
         self.tools: AgentTools | None = None
         self.link: RealtimeLink | None = None
@@ -179,9 +182,7 @@ class CallSession:
         """End the call after one last line from the agent (shutdown, silence), as a task of the call's own,
         so the supervisor cancels it if the caller hangs up first."""
         self.control = control
-        task = asyncio.create_task(self._say_last_words_and_go(control, words, speak_within_s))
-        self._tool_tasks.add(task)
-        task.add_done_callback(self._tool_tasks.discard)
+        self._run_beside(self._say_last_words_and_go(control, words, speak_within_s))
 
     def summary(self) -> dict[str, Any]:
         return {"call_sid": self.call_sid, "stream_sid": self.stream_sid or None,
@@ -226,7 +227,19 @@ class CallSession:
         self._stream_started = self._last_activity = time.monotonic()
         self._tenant_id = claims.tenant_id
         self._agent_id = agent_id
+        self._facts = self._vouched_facts(start, agent_id)
         return True
+
+    def _vouched_facts(self, start: twilio.StreamStart, agent_id: str) -> stream_token.CallFacts | None:
+        """The call's facts as our webhook signed them, or None (then the bridge reads the agent and call)."""
+        signed = start.parameters.get("callFacts")
+        if not signed:
+            return None
+        try:
+            return stream_token.verify_facts(self.settings.stream_token_key, signed, start.call_sid, agent_id)
+        except stream_token.InvalidStreamToken as error:  # the token itself was good: read instead of trusting
+            logger.warning("call facts ignored", call_sid=start.call_sid, reason=str(error))
+            return None
 
     async def _set_up(self, start: twilio.StreamStart) -> bool:
         """Load the agent and the call, open the model session, and let the agent greet."""
@@ -239,9 +252,7 @@ class CallSession:
         self._start_connecting(known.model if known is not None else self.settings.openai_pool_models[0])
         reads_started = time.monotonic()
         try:
-            agent, call = await asyncio.wait_for(asyncio.gather(
-                self.agents.get(self._agent_id),
-                setup_reads.read(calls.get_call, start.call_sid)), DB_TIMEOUT_S)
+            agent, call = await self._agent_and_call(start.call_sid)
         except Exception as error:
             logger.exception("agent or call lookup failed", call_sid=self.call_sid)
             self._record("error", data={"source": "dynamodb", "message": f"agent or call lookup failed: {error!r}"})
@@ -273,6 +284,23 @@ class CallSession:
         await self._start_conversation(agent, call, customer_name)
         self.state = "active"
         return True
+
+    async def _agent_and_call(self, call_sid: str) -> tuple[Agent | None, Call | None]:
+        """The agent and the Call: what the webhook's facts vouch for at once, the rest read from DynamoDB.
+
+        With nothing to read, no task is made: on a busy event loop each one costs the greeting a loop turn.
+        """
+        facts = self._facts
+        agent = self.agents.vouched_copy(self._agent_id, facts.agent_fingerprint) if facts else None
+        call = None
+        if facts is not None and not facts.has_variables:
+            call = Call(call_sid, tenant_id=self._tenant_id, agent_id=self._agent_id,
+                        from_number=facts.from_number, to_number=facts.to_number, direction=facts.direction)
+        if agent is None or call is None:
+            agent, call = await asyncio.wait_for(asyncio.gather(
+                self.agents.get(self._agent_id) if agent is None else _known(agent),
+                setup_reads.read(calls.get_call, call_sid) if call is None else _known(call)), DB_TIMEOUT_S)
+        return agent, call
 
     def _start_connecting(self, model: str) -> None:
         self.link = RealtimeLink(self.settings, model, self.pool, self._on_model_interrupted,
@@ -315,9 +343,7 @@ class CallSession:
             await self._close_twilio(WS_INTERNAL_ERROR, "agent unavailable")
             return False
         await self.link.start(realtime.session_update(self.agent, APOLOGY_INSTRUCTIONS))
-        task = asyncio.create_task(self._say_apology_and_end())
-        self._tool_tasks.add(task)
-        task.add_done_callback(self._tool_tasks.discard)
+        self._run_beside(self._say_apology_and_end())
         self.state = "active"
         return True
 
@@ -460,9 +486,6 @@ class CallSession:
             self._last_activity = time.monotonic()
             if not self.playback.has_unplayed_audio:
                 self._heard_everything.set()
-                if self.spoken_history is not None and self.playback.item_id is not None:
-                    await self._send_all(self.spoken_history.played(self.playback.item_id,
-                                                                    self.playback.played_ms))
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:
         self.end(self._expected_stop or "caller_hung_up")
@@ -559,15 +582,16 @@ class CallSession:
             return
         generated_ms = self.playback.generated_ms
         item_id, heard_ms = self.playback.cut()
-        self._heard_everything.set()
-        await self._send_twilio(twilio.clear_message(self.stream_sid))
-        # Without a truncate the model keeps, and bills on every later turn, audio nobody heard.
-        truncate_id = item_id if self.agent is None or self.agent.truncate_on_barge_in else None
-        await self._send_all(realtime.barge_in(truncate_id, heard_ms, self.response_active))
         if item_id is not None:
             self.dropped_items.add(item_id)
             if self.spoken_history is not None:
-                await self._send_all(self.spoken_history.cut(item_id, heard_ms))
+                self.spoken_history.cut(item_id, heard_ms)
+        await self._send_twilio(twilio.clear_message(self.stream_sid))
+        # Without a truncate the model keeps, and bills on every later turn, audio nobody heard.
+        truncate_id = item_id if self.agent is None or self.agent.truncate_on_barge_in else None
+        for message in realtime.barge_in(truncate_id, heard_ms, self.response_active):
+            await self._send_model(message)
+        self._heard_everything.set()  # only now: a swap of the cut item waits on this, and must follow the truncate
         self.interruptions += 1
         self._record("interruption", role="caller",
                      data={"item_id": item_id, "audio_end_ms": heard_ms, "generated_ms": generated_ms})
@@ -590,15 +614,28 @@ class CallSession:
             return
         if isinstance(response.get("usage"), dict):
             _add_usage(self.usage, response["usage"])
-        if self.spoken_history is not None:
-            await self._send_all(self.spoken_history.response_done(response, self.playback.item_id,
-                                                                   self.playback.generated_ms))
+        spoken = self.spoken_history.response_done(response, self.playback.item_id, self.playback.generated_ms) \
+            if self.spoken_history is not None else None
+        if spoken is not None:
+            self._run_beside(self._keep_as_text(spoken))
         function_calls = realtime.function_calls(response)
         if function_calls:
             spoke = response.get("id") is not None and response.get("id") == self._last_audio_response
-            task = asyncio.create_task(self._answer_function_calls(function_calls, spoke))
-            self._tool_tasks.add(task)
-            task.add_done_callback(self._tool_tasks.discard)
+            self._run_beside(self._answer_function_calls(function_calls, spoke))
+
+    def _run_beside(self, work: Coroutine[Any, Any, None]) -> None:
+        """Work that must not hold up the model's events; cancelled when the call ends."""
+        task = asyncio.create_task(work)
+        self._tool_tasks.add(task)
+        task.add_done_callback(self._tool_tasks.discard)
+
+    async def _keep_as_text(self, item_id: str) -> None:
+        """Once the phone has played all the agent audio sent (or the caller cut it off), swap the item's audio
+        for the words heard (`own_speech_as_text`). Watching here keeps the per-mark path untouched."""
+        assert self.spoken_history is not None
+        await self._heard_everything.wait()
+        for message in self.spoken_history.swap(item_id):
+            await self._send_model(message)
 
     async def _on_agent_transcript(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id")
@@ -686,8 +723,9 @@ class CallSession:
     async def _ask_for_response(self, instructions: str | None = None, allow_tools: bool = True) -> None:
         """`response.create` once no response is active (the model allows one at a time), after a system message
         with `instructions` when given. Without tools (last words), no tool call may start anything new."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._response_idle.wait(), RESPONSE_IDLE_TIMEOUT_S)
+        if not self._response_idle.is_set():  # no wait_for when idle: a loop turn saved on the greeting's path
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._response_idle.wait(), RESPONSE_IDLE_TIMEOUT_S)
         if instructions is not None:
             await self._send_model(json.dumps(realtime.system_message(instructions)))
         await self._send_model(json.dumps(realtime.response_create(allow_tools)))
@@ -798,10 +836,6 @@ class CallSession:
         if self.link is not None:  # never raises: the link reconnects, or the model pump hands the call over
             await self.link.send(text)
 
-    async def _send_all(self, messages: list[str]) -> None:
-        for message in messages:
-            await self._send_model(message)
-
     async def _close_twilio(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # already closed by the peer: nothing left to tell it
             await self.twilio.close(code=code, reason=reason[:120])
@@ -810,6 +844,11 @@ class CallSession:
                 data: dict[str, Any] | None = None) -> None:
         if self.recorder is not None:
             self.recorder.record(kind, role=role, text=text, data=data)
+
+
+async def _known(value: _T) -> _T:
+    """A value already in hand, where a read would otherwise be awaited."""
+    return value
 
 
 def _disconnect_reason(error: Exception) -> str:

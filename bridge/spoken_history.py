@@ -6,6 +6,8 @@ guide). So, once a spoken item is over, the bridge puts its heard words in a tex
 deletes the audio. "Over" means both: its response is done (no delta, transcript or truncate can still
 arrive for it), and its playback is over (every mark came back, or the caller cut in). The text follows
 the item it replaces, so the prefix OpenAI cached for the next turn (everything before it) stays intact.
+
+The call session watches for the end of playback; this module only remembers each item and says what to send.
 """
 
 from __future__ import annotations
@@ -17,59 +19,49 @@ from typing import Any
 
 @dataclass
 class _Spoken:
-    transcript: str | None = None  # known when its response is done
-    sent_ms: int = 0  # audio sent to the phone, final when its response is done
-    heard_ms: int | None = None  # known when the phone has played all of it sent so far, or the caller cut in
-    cut: bool = False
-
-    @property
-    def over(self) -> bool:
-        return (self.transcript is not None and self.heard_ms is not None
-                and (self.cut or self.heard_ms >= self.sent_ms))
+    transcript: str
+    sent_ms: int  # audio sent to the phone
+    heard_ms: int | None = None  # set when the caller cut it off; else all of it was heard
 
 
 class SpokenHistory:
-    """Follows the agent's audio items until each can be swapped for its text; says what to send then."""
+    """The agent's audio items whose playback may still be going on, and the text each is swapped for."""
 
     def __init__(self, forget_unheard: bool) -> None:
         # With the agent's `truncate_on_barge_in` off, the model keeps what the caller never heard: the text
         # then keeps the whole transcript too, so this saving never changes what the model knows.
         self._forget_unheard = forget_unheard
         self._items: dict[str, _Spoken] = {}
+        self._cuts: dict[str, int] = {}
 
-    def response_done(self, response: dict[str, Any], playing_item: str | None, sent_ms: int) -> list[str]:
-        """A response ended: the item being played, if it is one of this response's, has its final transcript."""
+    def response_done(self, response: dict[str, Any], playing_item: str | None, sent_ms: int) -> str | None:
+        """A response ended; returns its spoken item to swap once the phone has played it, if it reached the
+        phone at all (else there is no heard part to keep)."""
         for item_id, transcript in spoken_items(response):
-            if item_id == playing_item:  # else none of it reached the phone: there is no heard part to keep
-                spoken = self._items.setdefault(item_id, _Spoken())
-                spoken.transcript, spoken.sent_ms = transcript, sent_ms
-                return self._swap_if_over(item_id)
-        return []
+            if item_id == playing_item:
+                self._items[item_id] = _Spoken(transcript, sent_ms, self._cuts.pop(item_id, None))
+                return item_id
+        return None
 
-    def played(self, item_id: str, heard_ms: int) -> list[str]:
-        """The phone has played everything sent of the item so far: `heard_ms` of it."""
-        self._items.setdefault(item_id, _Spoken()).heard_ms = heard_ms
-        return self._swap_if_over(item_id)
-
-    def cut(self, item_id: str, heard_ms: int) -> list[str]:
+    def cut(self, item_id: str, heard_ms: int) -> None:
         """The caller cut the item off after `heard_ms`, however much more was generated."""
-        spoken = self._items.setdefault(item_id, _Spoken())
-        spoken.heard_ms, spoken.cut = heard_ms, True
-        return self._swap_if_over(item_id)
+        if item_id in self._items:
+            self._items[item_id].heard_ms = heard_ms
+        else:
+            self._cuts[item_id] = heard_ms  # its response is still running; it ends cancelled
+
+    def swap(self, item_id: str) -> list[str]:
+        """The item's playback is over: the messages that put its heard words in place of its audio."""
+        spoken = self._items.pop(item_id, None)
+        if spoken is None:
+            return []  # forgotten with the session it belonged to
+        heard_ms = spoken.sent_ms if spoken.heard_ms is None or not self._forget_unheard else spoken.heard_ms
+        return swap_for_text(item_id, heard_words(spoken.transcript, heard_ms, spoken.sent_ms))
 
     def forget(self) -> None:
         """The model session was replaced: its items are gone, and a restored conversation is text already."""
         self._items.clear()
-
-    def _swap_if_over(self, item_id: str) -> list[str]:
-        spoken = self._items[item_id]
-        if not spoken.over:
-            return []  # its response still runs, or the phone caught up with it mid-response
-        del self._items[item_id]
-        assert spoken.transcript is not None and spoken.heard_ms is not None
-        text = heard_words(spoken.transcript, spoken.heard_ms, spoken.sent_ms) if self._forget_unheard \
-            else spoken.transcript
-        return swap_for_text(item_id, text)
+        self._cuts.clear()
 
 
 def spoken_items(response: dict[str, Any]) -> list[tuple[str, str]]:

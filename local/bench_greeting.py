@@ -92,16 +92,21 @@ def _pool_ready(app: Any, pool_size: int) -> bool:
 
 async def _greeting_ms(url: str, call_sid: str) -> float:
     """One call: `start`, wait for the first agent audio, hang up."""
-    from voiceline import calls, stream_token
+    from voiceline import agents, calls, stream_token
+    from voiceline.models import Agent
 
-    await asyncio.to_thread(calls.create_call, call_sid, TENANT, AGENT, "+15551230000", "+15550100")
-    token = stream_token.issue(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, AGENT, TENANT)
+    call = await asyncio.to_thread(calls.create_call, call_sid, TENANT, AGENT, "+15551230000", "+15550100")
+    agent = await asyncio.to_thread(Agent.get, AGENT, consistent_read=True)
+    facts = stream_token.CallFacts(agents.fingerprint(agent), call.from_number, call.to_number, call.direction,
+                                   has_variables=False)  # what the voice webhook would vouch for
+    parameters = stream_token.stream_parameters(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, AGENT, TENANT,
+                                                facts)
     signature = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"]).compute_signature(url, {})
     async with connect(url, additional_headers={"X-Twilio-Signature": signature}) as socket:
         started = time.perf_counter()
         await socket.send(json.dumps({"event": "start", "start": {
             "streamSid": "MZ1", "callSid": call_sid, "accountSid": "AC1",
-            "customParameters": {"callSid": call_sid, "agentId": AGENT, "streamToken": token}}}))
+            "customParameters": parameters}}))
         async for raw in socket:
             if json.loads(raw)["event"] == "media":
                 break

@@ -91,11 +91,14 @@ def voice() -> Response:
         logger.exception("could not route the call")
         metrics.add_metric(name="CallRoutingFailures", unit=MetricUnit.Count, value=1)
         return twiml(goodbye(TROUBLE))
-    token = stream_token.issue(settings.stream_token_key(), call_sid, agent.agent_id, number.tenant_id)
+    facts = stream_token.CallFacts(agents.fingerprint(agent), call.from_number, call.to_number, call.direction,
+                                   bool(call.variables))
+    parameters = stream_token.stream_parameters(settings.stream_token_key(), call_sid, agent.agent_id,
+                                                 number.tenant_id, facts)
     logger.info("connecting call to the bridge", agent_id=agent.agent_id, tenant_id=number.tenant_id,
                 direction=direction)
     metrics.add_metric(name="CallsAnswered", unit=MetricUnit.Count, value=1)
-    return twiml(media_stream(call_sid, agent.agent_id, token))
+    return twiml(media_stream(parameters))
 
 
 @app.post("/twilio/status")
@@ -133,13 +136,13 @@ def machine_answered(call: Call, agent: Agent, answered_by: str) -> VoiceRespons
     return response
 
 
-def media_stream(call_sid: str, agent_id: str, token: str) -> VoiceResponse:
-    """TwiML connecting the call to the bridge. Stream URLs take no query string, so all rides as Parameters."""
+def media_stream(parameters: dict[str, str]) -> VoiceResponse:
+    """TwiML connecting the call to the bridge. Stream URLs take no query string, so all rides as Parameters:
+    the token, and the call's facts, which spare the bridge reading the agent and the call before it greets."""
     response = VoiceResponse()
     stream = response.connect().stream(url=f"{settings.bridge_public_url()}/media-stream")
-    stream.parameter(name="callSid", value=call_sid)
-    stream.parameter(name="agentId", value=agent_id)
-    stream.parameter(name="streamToken", value=token)
+    for name, value in parameters.items():
+        stream.parameter(name=name, value=value)
     return response
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import secrets
 import tempfile
 import time
@@ -27,7 +28,9 @@ from local.scripted_model.load_mode import STATS_ENV
 from local.stack import LocalStack, StackPorts
 
 TENANT, AGENT = "tenant-load", "agent-load"
+CALLER, BUSINESS = "+15557000000", "+15557000001"
 RAMP_CALLS_PER_S = 30.0  # calls arrive over a few seconds, as they would on a real number
+ARRIVAL_SEED = 7  # the same arrival times on every run, so that runs compare
 SETTLE_S = 1.0  # after the last greeting, before the steady window opens: the last set-up's tail is not relay
 RESULTS_TIMEOUT_S = 20.0  # for the model's per-session figures and the finalised Calls after a run
 WARM_UP_S = 1.0  # one call first, so the bridge's first-call costs (AWS clients, caches) are not counted
@@ -214,8 +217,8 @@ class LoadBench:
             await asyncio.sleep(delay_s)
             return await LoadCaller(number, dial, seconds, steady).run()
 
-        callers = [asyncio.create_task(call_later(number, dial, index / RAMP_CALLS_PER_S))
-                   for index, (number, dial) in enumerate(dials)]
+        callers = [asyncio.create_task(call_later(number, dial, at_s))
+                   for (number, dial), at_s in zip(dials, arrivals(len(dials), RAMP_CALLS_PER_S), strict=True)]
         # CPU and memory are sampled in the steady window: from its opening to just before the first call's end.
         first_end = started + seconds - 0.25
         with contextlib.suppress(TimeoutError):
@@ -254,10 +257,12 @@ class LoadBench:
         url = self._stack.bridge_url.replace("http://", "ws://") + "/media-stream"
         auth_token, token_key = os.environ["TWILIO_AUTH_TOKEN"], os.environ["STREAM_TOKEN_KEY"].encode()
 
+        first_calls = arrivals(calls, calls / SOAK_RAMP_S)
+
         async def one_line(line: int) -> list[CallResult]:
             """One caller's line: a call, and when it hangs up the next, `slots` times; each is dialled (Call
             record, stream token) just before it starts, as the webhook would, so no token expires waiting."""
-            await asyncio.sleep(line * SOAK_RAMP_S / calls)
+            await asyncio.sleep(first_calls[line])
             results = []
             for slot in range(slots):
                 [(number, dial)] = await asyncio.to_thread(_dials, url, auth_token, token_key,
@@ -322,6 +327,18 @@ def _setup_reads_ms(call_sids: list[str]) -> dict[str, float]:
         time.sleep(0.2)  # the bridge finalises each Call just after its stream closes
 
 
+def arrivals(calls: int, per_s: float) -> list[float]:
+    """Seconds from the first call to each call's arrival: a Poisson process at `per_s` (random gaps, fixed seed).
+
+    Calls placed at an exact period keep that period's phase: at 30 a second, every caller's 20 ms frames
+    and the model's 100 ms deltas fell on three instants, so each was a burst of a third of the calls. Real
+    callers arrive at random, their frames spread over the 20 ms.
+    """
+    rng = random.Random(ARRIVAL_SEED)
+    gaps = [0.0] + [rng.expovariate(per_s) for _ in range(calls - 1)]
+    return [sum(gaps[:index + 1]) for index in range(calls)]
+
+
 def _seed_agent() -> None:
     from voiceline.models import Agent
 
@@ -333,16 +350,17 @@ def _dials(url: str, auth_token: str, token_key: bytes, first: int, count: int) 
     """One Call record and one stream token per caller, as the voice webhook would have made them."""
     from datetime import UTC, datetime
 
-    from voiceline import stream_token
-    from voiceline.models import Call
+    from voiceline import agents, stream_token
+    from voiceline.models import Agent, Call
 
+    facts = stream_token.CallFacts(agents.fingerprint(Agent.get(AGENT, consistent_read=True)), CALLER, BUSINESS,
+                                   "inbound", has_variables=False)
     dials = []
     with Call.batch_write() as batch:
         for number in range(first, first + count):
             call_sid = "CA" + secrets.token_hex(16)
-            batch.save(Call(call_sid, tenant_id=TENANT, agent_id=AGENT, from_number="+15557000000",
-                            to_number="+15557000001", started_at=datetime.now(UTC)))
-            token = stream_token.issue(token_key, call_sid, AGENT, TENANT)
-            dials.append((number, Dial(url, auth_token, call_sid,
-                                       {"callSid": call_sid, "agentId": AGENT, "streamToken": token})))
+            batch.save(Call(call_sid, tenant_id=TENANT, agent_id=AGENT, from_number=CALLER, to_number=BUSINESS,
+                            direction="inbound", started_at=datetime.now(UTC)))
+            parameters = stream_token.stream_parameters(token_key, call_sid, AGENT, TENANT, facts)
+            dials.append((number, Dial(url, auth_token, call_sid, parameters)))
     return dials

@@ -24,11 +24,12 @@ from bridge.twilio_protocol import MAX_FRAME_BYTES
 from local.asgi_server import serving
 from local.call_simulator.call_updates import CallUpdates, registered_call
 from tests.conftest import TwilioSigner
-from voiceline import calls, stream_token
+from voiceline import agents, calls, stream_token
 from voiceline.models import Agent, Call
 
 TENANT, AGENT = "tenant-a", "agent-a"
 CALLER = "+15551230000"
+BUSINESS = "+15550100"
 SILENCE_FRAME = base64.b64encode(b"\xff" * 160).decode()
 
 
@@ -49,7 +50,13 @@ def seed_call(call_sid: str, **agent_fields: Any) -> None:
     fields = {"tenant_id": TENANT, "name": "Ava", "business_name": "Acme", "instructions": "Help {caller_number}",
               "greeting": "Hello from {business_name}", "max_duration_s": 60, "silence_timeout_s": 60}
     Agent(AGENT, **{**fields, **agent_fields}).save()
-    calls.create_call(call_sid, TENANT, AGENT, CALLER, "+15550100")
+    calls.create_call(call_sid, TENANT, AGENT, CALLER, BUSINESS)
+
+
+def vouched_facts() -> stream_token.CallFacts:
+    """The facts the voice webhook signs for a call seeded by `seed_call`, the agent as it is stored now."""
+    return stream_token.CallFacts(agents.fingerprint(Agent.get(AGENT)), CALLER, BUSINESS, "inbound",
+                                  has_variables=False)
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 15, what: str = "the condition") -> None:
@@ -82,13 +89,15 @@ class TwilioLeg:
     @classmethod
     @asynccontextmanager
     async def open(cls, url: str, signer: TwilioSigner, call_sid: str, agent_id: str = AGENT,
-                   tenant_id: str = TENANT, hold_marks: bool = False) -> AsyncIterator[TwilioLeg]:
-        token = stream_token.issue(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, agent_id, tenant_id)
+                   tenant_id: str = TENANT, hold_marks: bool = False,
+                   facts: stream_token.CallFacts | None = None) -> AsyncIterator[TwilioLeg]:
+        """`facts`: sent signed as `callFacts`, as the voice webhook does; without them the bridge reads all."""
+        parameters = stream_token.stream_parameters(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, agent_id,
+                                                    tenant_id, facts)
         async with connect(url, additional_headers={"X-Twilio-Signature": signer.sign(url)}) as socket:
             leg = cls(socket, call_sid, hold_marks)
             await socket.send(json.dumps({"event": "start", "streamSid": "MZ1", "start": {
-                "streamSid": "MZ1", "callSid": call_sid, "accountSid": "AC1",
-                "customParameters": {"callSid": call_sid, "agentId": agent_id, "streamToken": token}}}))
+                "streamSid": "MZ1", "callSid": call_sid, "accountSid": "AC1", "customParameters": parameters}}))
             yield leg
 
     async def run_until_closed(self, timeout_s: float) -> int | None:

@@ -16,11 +16,20 @@ import pytest
 from bridge.event_recorder import CallEventRecorder
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
-from tests.bridge.bridge_harness import AGENT, TwilioLeg, ended_call, running_bridge, seed_call, until
+from tests.bridge.bridge_harness import (
+    AGENT,
+    TwilioLeg,
+    ended_call,
+    running_bridge,
+    seed_call,
+    until,
+    vouched_facts,
+)
 from tests.bridge.faulty_dynamodb import FaultyDynamoDB, faulty_dynamodb
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call
+from voiceline.stream_token import CallFacts
 
 # asyncio's default thread pool, where the bridge's writes run: min(32, cores + 4) threads
 DEFAULT_POOL_THREADS = min(32, (os.cpu_count() or 1) + 4)
@@ -125,3 +134,45 @@ async def test_an_agent_on_another_model_than_the_guess_gets_a_session_on_its_ow
     assert (await ended_call("CA504")).end_reason == "caller_hung_up"
     configured = [session.record for session in scripted_model.sessions if session.record.event_counts]
     assert [record.model for record in configured] == ["gpt-realtime-mini"]
+
+
+async def _requests_before_the_greeting(url: str, signer: TwilioSigner, call_sid: str, facts: CallFacts,
+                                       dynamodb: FaultyDynamoDB) -> list[str]:
+    """One call with the webhook's facts, hung up once greeted: the DynamoDB requests from `start` to the greeting."""
+    before = len(dynamodb.requests)
+    async with TwilioLeg.open(url, signer, call_sid, facts=facts) as leg:
+        listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)
+        requests = dynamodb.requests[before:]
+        await leg.hang_up()
+        await listening
+    await ended_call(call_sid)
+    return requests
+
+
+async def test_a_call_whose_facts_vouch_for_the_agent_copy_this_task_holds_reads_nothing_before_it_greets(
+        dynamodb_faults: FaultyDynamoDB, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    for call_sid in ("CA506", "CA507", "CA508"):
+        await asyncio.to_thread(seed_call, call_sid)
+    facts = await asyncio.to_thread(vouched_facts)
+    async with running_bridge(scripted_model.url, monkeypatch) as url:
+        first, second = [await _requests_before_the_greeting(url, twilio_signer, call_sid, facts, dynamodb_faults)
+                         for call_sid in ("CA506", "CA507")]
+        # The agent is changed behind the task's back (straight to the table: no version bump): the webhook's
+        # fingerprint no longer matches the task's copy, so the task reads the agent again, and greets as it is.
+        await asyncio.to_thread(seed_call, "CA508", greeting="Good morning from {business_name}")
+        third = await _requests_before_the_greeting(url, twilio_signer, "CA508", await asyncio.to_thread(
+            vouched_facts), dynamodb_faults)
+
+    def reads(requests: list[str]) -> list[str]:
+        return [table for table in (Agent.Meta.table_name, Call.Meta.table_name)
+                if any(request.startswith(f"GetItem {table}") for request in requests)]
+
+    assert reads(first) == [Agent.Meta.table_name]  # the task's first call: no copy of the agent yet
+    assert reads(second) == [], second
+    assert reads(third) == [Agent.Meta.table_name]
+    greetings = [session.conversation[0].text for session in scripted_model.sessions]
+    assert "Hello from Acme" in greetings[0] and "Hello from Acme" in greetings[1]
+    assert "Good morning from Acme" in greetings[2]
+    assert (await ended_call("CA507")).setup_reads_ms < 5

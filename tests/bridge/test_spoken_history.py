@@ -1,4 +1,4 @@
-"""When the agent's speech is swapped for its words: only once its response is done and its playback is over."""
+"""What the agent's speech is swapped for once heard: all its words, or those heard before a cut."""
 
 from __future__ import annotations
 
@@ -27,44 +27,47 @@ def _sent(messages: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
-def test_the_swap_waits_for_both_the_end_of_the_response_and_the_end_of_playback_in_either_order() -> None:
-    swap = [("conversation.item.create", "item_1", WORDS), ("conversation.item.delete", "item_1")]
+def test_an_item_heard_to_its_end_is_swapped_once_for_all_its_words() -> None:
     history = SpokenHistory(forget_unheard=True)
-    assert history.response_done(_done(), "item_1", 5000) == []  # still playing
-    assert _sent(history.played("item_1", 5000)) == swap
-
-    history = SpokenHistory(forget_unheard=True)
-    assert history.played("item_1", 2000) == []  # the phone caught up while the model was still speaking
-    assert history.response_done(_done(), "item_1", 5000) == []  # 3 s of it still to play
-    assert _sent(history.played("item_1", 5000)) == swap
-    assert history.played("item_1", 5000) == []  # swapped once only
+    assert history.response_done(_done(), "item_1", 5000) == "item_1"
+    assert _sent(history.swap("item_1")) == [("conversation.item.create", "item_1", WORDS),
+                                             ("conversation.item.delete", "item_1")]
+    assert history.swap("item_1") == []
 
 
-def test_a_cut_keeps_the_words_heard_pro_rata_or_all_of_them_when_unheard_audio_is_kept() -> None:
+def test_a_cut_keeps_the_words_heard_pro_rata_whether_it_came_before_or_after_the_response_ended() -> None:
     history = SpokenHistory(forget_unheard=True)
-    assert history.response_done(_done(), "item_1", 5000) == []
-    assert _sent(history.cut("item_1", 2000)) == [("conversation.item.create", "item_1", "one two three four"),
-                                                  ("conversation.item.delete", "item_1")]
+    history.response_done(_done(), "item_1", 5000)
+    history.cut("item_1", 2000)
+    assert _sent(history.swap("item_1"))[0] == ("conversation.item.create", "item_1", "one two three four")
+    history.cut("item_2", 2500)  # the response was still running: it ends cancelled
+    history.response_done(_done("item_2"), "item_2", 5000)
+    assert _sent(history.swap("item_2"))[0] == ("conversation.item.create", "item_2", "one two three four five")
+
+
+def test_with_unheard_audio_kept_a_cut_item_keeps_all_its_words() -> None:
     history = SpokenHistory(forget_unheard=False)
     history.response_done(_done(), "item_1", 5000)
-    assert _sent(history.cut("item_1", 2000))[0] == ("conversation.item.create", "item_1", WORDS)
+    history.cut("item_1", 2000)
+    assert _sent(history.swap("item_1"))[0] == ("conversation.item.create", "item_1", WORDS)
 
 
 def test_a_cut_before_a_word_was_heard_deletes_the_audio_and_adds_no_text() -> None:
     history = SpokenHistory(forget_unheard=True)
-    assert history.cut("item_1", 0) == []  # the cancelled response is not done yet
-    assert _sent(history.response_done(_done(), "item_1", 1200)) == [("conversation.item.delete", "item_1")]
+    history.cut("item_1", 0)
+    history.response_done(_done(), "item_1", 1200)
+    assert _sent(history.swap("item_1")) == [("conversation.item.delete", "item_1")]
 
 
-def test_items_that_never_reached_the_phone_and_other_output_are_left_alone() -> None:
+def test_items_that_never_reached_the_phone_or_belong_to_a_lost_session_are_left_alone() -> None:
     history = SpokenHistory(forget_unheard=True)
     call = {"output": [{"id": "item_2", "type": "function_call", "call_id": "c1", "name": "x", "arguments": "{}"}]}
-    assert history.response_done(call, "item_1", 5000) == []
-    assert history.response_done(_done("item_3"), "item_1", 5000) == []  # not the item being played
-    assert history.response_done({"output": "odd"}, None, 0) == []
-    history.played("item_1", 5000)
-    history.forget()  # a new session: item_1 is gone with the old one
-    assert history.response_done(_done(), "item_1", 5000) == []
+    assert history.response_done(call, "item_1", 5000) is None
+    assert history.response_done(_done("item_3"), "item_1", 5000) is None  # not the item being played
+    assert history.response_done({"output": "odd"}, None, 0) is None
+    history.response_done(_done(), "item_1", 5000)
+    history.forget()  # a new session: item_1 went with the old one
+    assert history.swap("item_1") == []
 
 
 def test_heard_words_are_a_whole_word_prefix_in_proportion_to_the_audio_played() -> None:

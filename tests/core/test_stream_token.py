@@ -6,7 +6,15 @@ import base64
 
 import pytest
 
-from voiceline.stream_token import DEFAULT_TTL_S, InvalidStreamToken, issue, verify
+from voiceline.stream_token import (
+    DEFAULT_TTL_S,
+    CallFacts,
+    InvalidStreamToken,
+    issue,
+    issue_facts,
+    verify,
+    verify_facts,
+)
 
 KEY = b"test-stream-token-key"
 CALL_SID = "CA" + "0123456789abcdef" * 2
@@ -87,3 +95,31 @@ def test_malformed_token_is_rejected(token: str | None) -> None:
 def test_token_fits_a_twilio_stream_parameter() -> None:
     """Twilio rejects a <Parameter> value of 500 characters or more."""
     assert len(_issue(tenant_id="t" * 128)) < 500
+
+
+FACTS = CallFacts("0123456789abcdef", "+447911123456789", "+15550100", "inbound", has_variables=False)
+
+
+def test_call_facts_round_trip_and_stay_well_under_twilios_parameter_limit() -> None:
+    signed = issue_facts(KEY, CALL_SID, AGENT_ID, FACTS)
+    assert verify_facts(KEY, signed, CALL_SID, AGENT_ID) == FACTS
+    assert len(signed) < 200  # Twilio takes up to 500 characters a Parameter
+
+
+@pytest.mark.parametrize("call_sid, agent_id", [("CA" + "f" * 32, AGENT_ID), (CALL_SID, "agent-someone-else")])
+def test_call_facts_for_another_call_or_agent_are_rejected(call_sid: str, agent_id: str) -> None:
+    with pytest.raises(InvalidStreamToken, match="signature"):
+        verify_facts(KEY, issue_facts(KEY, CALL_SID, AGENT_ID, FACTS), call_sid, agent_id)
+
+
+def test_call_facts_with_a_number_swapped_in_are_rejected() -> None:
+    version, _, signature = issue_facts(KEY, CALL_SID, AGENT_ID, FACTS).split(".")
+    body = base64.urlsafe_b64encode(b"0123456789abcdef|+15559999|+15550100|inbound|0").rstrip(b"=").decode()
+    with pytest.raises(InvalidStreamToken, match="signature"):
+        verify_facts(KEY, f"{version}.{body}.{signature}", CALL_SID, AGENT_ID)
+
+
+@pytest.mark.parametrize("signed", ["", "f1.x", "f1.%%%.sig", "f2.YQ.sig", "f1.YXxi.sig"])
+def test_malformed_call_facts_are_rejected(signed: str) -> None:
+    with pytest.raises(InvalidStreamToken):
+        verify_facts(KEY, signed, CALL_SID, AGENT_ID)

@@ -18,7 +18,7 @@ from botocore.exceptions import ConnectTimeoutError
 
 from local.environment import local_environment
 from local.gateway import import_module_from
-from voiceline import stream_token
+from voiceline import agents, stream_token
 from voiceline.calls import get_call, mark_stream_started
 from voiceline.models import Agent, Call, PhoneNumber
 
@@ -84,12 +84,18 @@ def test_voice_webhook_connects_the_caller_to_the_bridge(agent: Agent, lambda_co
     assert result["headers"]["Content-Type"] == "text/xml"
     url, parameters = stream_parameters(result["body"])
     assert url == os.environ["BRIDGE_PUBLIC_URL"] + "/media-stream"
-    assert parameters.keys() == {"callSid", "agentId", "streamToken"}
+    assert parameters.keys() == {"callSid", "agentId", "streamToken", "callFacts"}
     assert parameters["callSid"] == CALL_SID
     assert parameters["agentId"] == AGENT
     assert all(len(value) < 500 for value in parameters.values())
-    claims = stream_token.verify(os.environ["STREAM_TOKEN_KEY"].encode(), parameters["streamToken"], CALL_SID, AGENT)
+    key = os.environ["STREAM_TOKEN_KEY"].encode()
+    claims = stream_token.verify(key, parameters["streamToken"], CALL_SID, AGENT)
     assert claims.tenant_id == TENANT
+    # What the bridge would otherwise read before greeting, vouched for: the agent exactly as routed, the call.
+    facts = stream_token.verify_facts(key, parameters["callFacts"], CALL_SID, AGENT)
+    call = get_call(CALL_SID)
+    assert call is not None and facts == stream_token.CallFacts(
+        agents.fingerprint(Agent.get(agent.agent_id)), call.from_number, call.to_number, "inbound", has_variables=False)
 
 
 def test_voice_webhook_records_a_ringing_call(agent: Agent, lambda_context: Any) -> None:

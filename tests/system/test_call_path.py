@@ -60,7 +60,8 @@ async def test_simulated_call_is_heard_both_ways_and_recorded(
     assert record["status"] == "ended" and record["end_reason"] == "agent_hung_up"
     assert record["direction"] == "inbound" and record["agent_id"] == DEMO_AGENT
     assert record["twilio_status"] == "completed"
-    assert 0 < float(record["setup_reads_ms"]) < float(record["greeting_latency_ms"]) < 5000
+    # No reads at all once the bridge holds the agent the webhook's facts vouch for (an earlier call read it).
+    assert 0 <= float(record["setup_reads_ms"]) < float(record["greeting_latency_ms"]) < 5000
     assert len(record["turn_latencies_ms"]) == len(script.turns) and record["turn_latency_p95_ms"] is not None
     assert record["interruptions"] == 1
     assert json.loads(record["usage"])["output_tokens"] > 0

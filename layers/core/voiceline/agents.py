@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,6 +27,13 @@ def agent_for_number(e164: str) -> tuple[PhoneNumber, Agent] | None:
     if not agent.enabled or agent.tenant_id != number.tenant_id:
         return None
     return number, agent
+
+
+def fingerprint(agent: Agent) -> str:
+    """A short hash of everything stored for the agent: equal fingerprints are the same agent, however it was
+    saved (the admin API bumps `version`; an edit straight to the table need not)."""
+    stored = json.dumps(agent.serialize(), sort_keys=True, default=str)
+    return hashlib.sha256(stored.encode()).hexdigest()[:16]
 
 
 def get_agent(agent_id: str, consistent_read: bool = False) -> Agent | None:

@@ -1,4 +1,9 @@
-"""Stream tokens: proof that a media stream was started by our own voice webhook for this call."""
+"""Stream tokens: proof that a media stream was started by our own voice webhook for this call.
+
+Beside the token rides the call's facts as the webhook knew them (the agent's fingerprint, the numbers,
+the direction), signed with the same key, so the bridge need not read them back from DynamoDB before the
+greeting. They are a separate Parameter: a bridge that does not know them still verifies the token.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 VERSION = "v1"
+FACTS_VERSION = "f1"
 DEFAULT_TTL_S = 300  # Twilio opens the stream within seconds of our TwiML; 5 min is ample slack.
 
 
@@ -61,3 +67,50 @@ def verify(key: bytes, token: str, call_sid: str, agent_id: str, now: float | No
     if expires_at < (time.time() if now is None else now):
         raise InvalidStreamToken("stream token expired")
     return StreamClaims(call_sid=call_sid, agent_id=agent_id, tenant_id=tenant_id, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What the voice webhook knew of the call when it connected it to the bridge."""
+
+    agent_fingerprint: str  # voiceline.agents.fingerprint of the agent it routed to
+    from_number: str
+    to_number: str
+    direction: str
+    has_variables: bool  # the Call holds template variables (an outbound call's), which the facts do not carry
+
+
+def _facts_signature(key: bytes, call_sid: str, agent_id: str, body: str) -> str:
+    message = "|".join((FACTS_VERSION, call_sid, agent_id, body)).encode()
+    return _b64(hmac.new(key, message, hashlib.sha256).digest())
+
+
+def issue_facts(key: bytes, call_sid: str, agent_id: str, facts: CallFacts) -> str:
+    """The facts, signed for this call and agent; about 110 characters for two E.164 numbers."""
+    body = "|".join((facts.agent_fingerprint, facts.from_number, facts.to_number, facts.direction,
+                     "1" if facts.has_variables else "0"))
+    return ".".join((FACTS_VERSION, _b64(body.encode()), _facts_signature(key, call_sid, agent_id, body)))
+
+
+def verify_facts(key: bytes, signed: str, call_sid: str, agent_id: str) -> CallFacts:
+    """The facts, if our webhook signed them for this call and agent; raise InvalidStreamToken if not."""
+    try:
+        version, body_b64, signature = signed.split(".")
+        body = _unb64(body_b64).decode()
+        fingerprint, from_number, to_number, direction, has_variables = body.split("|")
+    except (AttributeError, ValueError, UnicodeDecodeError):
+        raise InvalidStreamToken("malformed call facts") from None
+    if version != FACTS_VERSION:
+        raise InvalidStreamToken(f"unsupported call facts version {version!r}")
+    if not hmac.compare_digest(_facts_signature(key, call_sid, agent_id, body).encode(), signature.encode()):
+        raise InvalidStreamToken("call facts signature does not match this call")
+    return CallFacts(fingerprint, from_number, to_number, direction, has_variables == "1")
+
+
+def stream_parameters(key: bytes, call_sid: str, agent_id: str, tenant_id: str,
+                      facts: CallFacts | None) -> dict[str, str]:
+    """The <Stream> Parameters our voice webhook sets; Twilio hands them to the bridge in `start`."""
+    parameters = {"callSid": call_sid, "agentId": agent_id, "streamToken": issue(key, call_sid, agent_id, tenant_id)}
+    if facts is not None:
+        parameters["callFacts"] = issue_facts(key, call_sid, agent_id, facts)
+    return parameters
