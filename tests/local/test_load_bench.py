@@ -45,10 +45,10 @@ def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_pa
     assert 0 < len(figures.steady_caller_to_model_us) < len(figures.caller_to_model_us)
     assert 0 < len(figures.steady_model_to_caller_us) < len(figures.model_to_caller_us)
     assert len(figures.greeting_overhead_us) == len(figures.greeting_less_reads_us) == 3
-    # Each Call says how long the bridge's reads took; they are a part of its greeting's overhead. At least the
-    # task's first call reads the agent; later ones, whose facts vouch for the copy it holds, read nothing.
-    pairs = list(zip(figures.greeting_less_reads_us, figures.greeting_overhead_us, strict=True))
-    assert all(less <= whole for less, whole in pairs) and any(less < whole for less, whole in pairs)
+    # Each Call says how long the bridge's set-up reads took (next to nothing here: the warm-up call read the agent,
+    # and these calls' facts vouch for that copy), a part of its greeting's overhead.
+    assert all(0 <= less <= whole for less, whole in
+               zip(figures.greeting_less_reads_us, figures.greeting_overhead_us, strict=True))
     assert figures.bridge_cpu > 0 and figures.bridge_rss_bytes > 0
     assert len(report.row(figures)) == len(report.COLUMNS)
 
