@@ -6,13 +6,14 @@ this module in the foreground; tests and the demo use `LocalStack` as a context 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
@@ -32,10 +33,20 @@ DEMO_CONVERSATION = ROOT / "local" / "conversations" / "demo.json"
 READY_TIMEOUT_S = 30.0
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports nobody is using now. Each probe stays bound until all are chosen: probed one at a
+    time, the same port came back twice, and a stack's bridge then lost its port to another of its servers."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(socket.socket())
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+        return ports
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class StackPorts:
     @classmethod
     def free(cls) -> StackPorts:
         """Ports nobody is using, so tests can run beside a `make dev`."""
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(*free_ports(len(fields(cls))))
 
 
 @dataclass
