@@ -57,10 +57,10 @@ class AgentCache:
 
     async def get(self, agent_id: str) -> Agent | None:
         """The agent as stored now; None when it does not exist (a deleted agent is forgotten too)."""
-        entry = self._entries.get(agent_id)
         try:
             agent = await asyncio.wait_for(setup_reads.read(self._read, agent_id), self._read_timeout_s)
         except Exception as error:
+            entry = self._entries.get(agent_id)
             if entry is None or time.monotonic() - entry.read_at >= self._fallback_ttl_s:
                 raise
             logger.warning("agent read failed; using the last copy", agent_id=agent_id, error=repr(error),

@@ -614,10 +614,10 @@ class CallSession:
             return
         if isinstance(response.get("usage"), dict):
             _add_usage(self.usage, response["usage"])
-        spoken = self.spoken_history.response_done(response, self.playback.item_id, self.playback.generated_ms) \
-            if self.spoken_history is not None else None
-        if spoken is not None:
-            self._run_beside(self._keep_as_text(spoken))
+        if self.spoken_history is not None:
+            spoken = self.spoken_history.response_done(response, self.playback.item_id, self.playback.generated_ms)
+            if spoken is not None:
+                self._run_beside(self._keep_as_text(spoken))
         function_calls = realtime.function_calls(response)
         if function_calls:
             spoke = response.get("id") is not None and response.get("id") == self._last_audio_response

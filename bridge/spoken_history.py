@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Spoken:
     transcript: str
     sent_ms: int  # audio sent to the phone
-    heard_ms: int | None = None  # set when the caller cut it off; else all of it was heard
 
 
 class SpokenHistory:
@@ -32,30 +31,29 @@ class SpokenHistory:
         # then keeps the whole transcript too, so this saving never changes what the model knows.
         self._forget_unheard = forget_unheard
         self._items: dict[str, _Spoken] = {}
-        self._cuts: dict[str, int] = {}
+        self._cuts: dict[str, int] = {}  # ms heard of each item the caller cut off, before or after its response ended
 
     def response_done(self, response: dict[str, Any], playing_item: str | None, sent_ms: int) -> str | None:
         """A response ended; returns its spoken item to swap once the phone has played it, if it reached the
         phone at all (else there is no heard part to keep)."""
         for item_id, transcript in spoken_items(response):
             if item_id == playing_item:
-                self._items[item_id] = _Spoken(transcript, sent_ms, self._cuts.pop(item_id, None))
+                self._items[item_id] = _Spoken(transcript, sent_ms)
                 return item_id
         return None
 
     def cut(self, item_id: str, heard_ms: int) -> None:
         """The caller cut the item off after `heard_ms`, however much more was generated."""
-        if item_id in self._items:
-            self._items[item_id].heard_ms = heard_ms
-        else:
-            self._cuts[item_id] = heard_ms  # its response is still running; it ends cancelled
+        self._cuts[item_id] = heard_ms
 
     def swap(self, item_id: str) -> list[str]:
         """The item's playback is over: the messages that put its heard words in place of its audio."""
         spoken = self._items.pop(item_id, None)
+        heard_ms = self._cuts.pop(item_id, None)
         if spoken is None:
             return []  # forgotten with the session it belonged to
-        heard_ms = spoken.sent_ms if spoken.heard_ms is None or not self._forget_unheard else spoken.heard_ms
+        if heard_ms is None or not self._forget_unheard:
+            heard_ms = spoken.sent_ms
         return swap_for_text(item_id, heard_words(spoken.transcript, heard_ms, spoken.sent_ms))
 
     def forget(self) -> None:

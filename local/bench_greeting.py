@@ -97,10 +97,8 @@ async def _greeting_ms(url: str, call_sid: str) -> float:
 
     call = await asyncio.to_thread(calls.create_call, call_sid, TENANT, AGENT, "+15551230000", "+15550100")
     agent = await asyncio.to_thread(Agent.get, AGENT, consistent_read=True)
-    facts = stream_token.CallFacts(agents.fingerprint(agent), call.from_number, call.to_number, call.direction,
-                                   has_variables=False)  # what the voice webhook would vouch for
     parameters = stream_token.stream_parameters(os.environ["STREAM_TOKEN_KEY"].encode(), call_sid, AGENT, TENANT,
-                                                facts)
+                                                agents.call_facts(agent, call))  # as the voice webhook does
     signature = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"]).compute_signature(url, {})
     async with connect(url, additional_headers={"X-Twilio-Signature": signature}) as socket:
         started = time.perf_counter()

@@ -91,10 +91,8 @@ def voice() -> Response:
         logger.exception("could not route the call")
         metrics.add_metric(name="CallRoutingFailures", unit=MetricUnit.Count, value=1)
         return twiml(goodbye(TROUBLE))
-    facts = stream_token.CallFacts(agents.fingerprint(agent), call.from_number, call.to_number, call.direction,
-                                   bool(call.variables))
     parameters = stream_token.stream_parameters(settings.stream_token_key(), call_sid, agent.agent_id,
-                                                 number.tenant_id, facts)
+                                                 number.tenant_id, agents.call_facts(agent, call))
     logger.info("connecting call to the bridge", agent_id=agent.agent_id, tenant_id=number.tenant_id,
                 direction=direction)
     metrics.add_metric(name="CallsAnswered", unit=MetricUnit.Count, value=1)

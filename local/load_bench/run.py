@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -335,8 +336,7 @@ def arrivals(calls: int, per_s: float) -> list[float]:
     callers arrive at random, their frames spread over the 20 ms.
     """
     rng = random.Random(ARRIVAL_SEED)
-    gaps = [0.0] + [rng.expovariate(per_s) for _ in range(calls - 1)]
-    return [sum(gaps[:index + 1]) for index in range(calls)]
+    return list(itertools.accumulate((rng.expovariate(per_s) for _ in range(calls - 1)), initial=0.0))
 
 
 def _seed_agent() -> None:

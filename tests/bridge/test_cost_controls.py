@@ -142,8 +142,8 @@ async def test_a_reply_cut_off_midway_stays_as_the_words_heard_before_the_cut(
     async with running_bridge(scripted_model.url, monkeypatch) as url, \
             TwilioLeg.open(url, twilio_signer, "CA840", hold_marks=True) as leg:
         async def play_half() -> None:
+            # Sent on the caller's socket before its speech: the bridge has them before the model hears a word.
             await leg.release_marks(leg.marks_held // 2)
-            await asyncio.sleep(0.1)  # the echoes reach the bridge before the caller's speech does
 
         await _speak_once(leg, scripted_model, before_speaking=play_half)
     await ended_call("CA840")

@@ -11,7 +11,8 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError
 
-from voiceline.models import Agent, PhoneNumber
+from voiceline import stream_token
+from voiceline.models import Agent, Call, PhoneNumber
 from voiceline.ownership import condition_failed, owned_item
 
 
@@ -34,6 +35,12 @@ def fingerprint(agent: Agent) -> str:
     saved (the admin API bumps `version`; an edit straight to the table need not)."""
     stored = json.dumps(agent.serialize(), sort_keys=True, default=str)
     return hashlib.sha256(stored.encode()).hexdigest()[:16]
+
+
+def call_facts(agent: Agent, call: Call) -> stream_token.CallFacts:
+    """What the voice webhook vouches for to the bridge about a call it connects (see voiceline.stream_token)."""
+    return stream_token.CallFacts(fingerprint(agent), call.from_number, call.to_number, call.direction,
+                                  has_variables=bool(call.variables))
 
 
 def get_agent(agent_id: str, consistent_read: bool = False) -> Agent | None:
