@@ -20,6 +20,7 @@ from bridge.shutdown import WS_TRY_AGAIN_LATER, Drain, StopSignal
 from bridge.task_protection import TaskProtection
 from bridge.tool_invoker import ToolInvoker
 from bridge.twilio_calls import TwilioCalls
+from voiceline.models import Agent, Call, CallEvent, connect
 from voiceline.twilio_signature import is_valid, public_url
 
 logger = Logger(service="voiceline-bridge")
@@ -30,6 +31,8 @@ class Bridge:
 
     def __init__(self, settings: BridgeSettings) -> None:
         self.settings = settings
+        # Built before the start-up heap is frozen, so that no full collection scans them, and no caller waits on them.
+        connect(Agent, Call, CallEvent)
         self.agents = AgentCache(settings.agent_cache_ttl_s)
         self.tool_invoker = ToolInvoker()
         self.twilio_calls = TwilioCalls(settings.twilio_account_sid, settings.twilio_auth_token,

@@ -112,7 +112,7 @@ class CallSession:
         self.agent: Agent | None = None
         self.tools: AgentTools | None = None
         self.link: RealtimeLink | None = None
-        self._connecting: asyncio.Task[None] | None = None  # the link's first connect, begun at `start`
+        self._connecting: asyncio.Task[None] | None = None  # the link's first connect; None once a pooled one is taken
         self.recorder: CallEventRecorder | None = None
         self.playback = PlaybackTracker()
         self.spoken_history: SpokenHistory | None = None  # for an agent whose past speech is kept as text
@@ -305,7 +305,7 @@ class CallSession:
     def _start_connecting(self, model: str) -> None:
         self.link = RealtimeLink(self.settings, model, self.pool, self._on_model_interrupted,
                                  lambda kind, data: self._record(kind, data=data))
-        self._connecting = asyncio.create_task(self.link.connect())
+        self._connecting = None if self.link.take_pooled() else asyncio.create_task(self.link.connect())
 
     async def _connected(self, model: str) -> RealtimeLink:
         """The call's model session, connected for `model`; a failed connect is kept by the link (see
@@ -314,8 +314,9 @@ class CallSession:
         if self.link.model != model:
             await self._stop_connecting()
             self._start_connecting(model)
-        assert self.link is not None and self._connecting is not None
-        await self._connecting
+        assert self.link is not None
+        if self._connecting is not None:
+            await self._connecting
         return self.link
 
     async def _stop_connecting(self) -> None:

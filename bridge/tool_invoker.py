@@ -90,7 +90,8 @@ class ToolInvoker:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tool-invoke")
         # Made up front: building a boto3 client reads its service model for tens of ms, which would
         # stall every call's audio if it happened on the event loop mid-call.
-        self._clients = {timeout_s: _lambda_client(timeout_s) for timeout_s in
+        self._session = boto3.session.Session()  # one copy of the service model for every client
+        self._clients = {timeout_s: _lambda_client(self._session, timeout_s) for timeout_s in
                          {tool.timeout_s for tool in REGISTRY.values() if tool.runs_on != BRIDGE}}
 
     async def invoke(self, tool: Tool, arguments: dict[str, Any], call: CallContext,
@@ -132,15 +133,15 @@ class ToolInvoker:
 
     def _client(self, read_timeout_s: float) -> BaseClient:
         if read_timeout_s not in self._clients:  # a tool outside the registry, e.g. in a test
-            self._clients[read_timeout_s] = _lambda_client(read_timeout_s)
+            self._clients[read_timeout_s] = _lambda_client(self._session, read_timeout_s)
         return self._clients[read_timeout_s]
 
 
-def _lambda_client(read_timeout_s: float) -> BaseClient:
+def _lambda_client(session: boto3.session.Session, read_timeout_s: float) -> BaseClient:
     """One client per timeout, since botocore's read timeout is per client; retries are ours (throttles only)."""
     config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=read_timeout_s,
                     retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=WORKERS)
-    return boto3.session.Session().client("lambda", config=config)
+    return session.client("lambda", config=config)
 
 
 def _invoke(client: BaseClient, tool: Tool, payload: bytes) -> tuple[Outcome, dict[str, Any]]:

@@ -1,10 +1,10 @@
 """N concurrent calls through a real bridge process, with the scripted model in its load mode: relay figures and cost.
 
-The local stack runs as in `make dev` (the bridge as deployed: `python -m bridge`), with
-the model in load mode. This process is the harness: it writes a tool-less agent and one Call per
-caller to the stack's DynamoDB, pins the bridge to one core and everything else to the others
-(when there are two), places the calls, ramping them up over RAMP_CALLS_PER_S, and samples CPU
-and memory from /proc while every call is up.
+The local stack runs as in `make dev` (the bridge as deployed: `python -m bridge`, with its pool of
+pre-warmed model connections), with the model in load mode. This process is the harness: it writes a
+tool-less agent and one Call per caller to the stack's DynamoDB, pins the bridge to one core and
+everything else to the others (when there are two), places the calls, ramping them up over
+RAMP_CALLS_PER_S, and samples CPU and memory from /proc while every call is up.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.settings import BridgeSettings
 from local.load_bench import processes
 from local.load_bench.caller import CallResult, Dial, LoadCaller, SteadyWindow
 from local.load_bench.fast_loop import run_fast
@@ -154,8 +155,10 @@ class LoadBench:
     def __init__(self, log_dir: Path | None = None) -> None:
         self._scratch = tempfile.TemporaryDirectory(prefix="voiceline-load-")
         self._stats = Path(self._scratch.name) / "model-sessions.jsonl"
+        # The bridge keeps its deployed pool of pre-warmed model connections (the local stack's default is none).
         self._stack = LocalStack(ports=StackPorts.free(), log_dir=log_dir or Path(self._scratch.name),
-                                 extra_env={STATS_ENV: str(self._stats)})
+                                 extra_env={STATS_ENV: str(self._stats),
+                                            "OPENAI_POOL_SIZE": str(BridgeSettings.openai_pool_size)})
         self._next_call = 0
         self._bridge_pid = self._model_pid = 0
         self._bridge_idle_rss = 0

@@ -7,9 +7,15 @@ import gc
 import weakref
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from pynamodb.models import Model
 
 from bridge.garbage_collection import GarbageCollection
+from local.scripted_model import ScriptedModelServer
+from tests.bridge.bridge_harness import running_bridge
+from tests.bridge.test_realtime_faults import DEMO
+from voiceline.models import Agent, Call, CallEvent
 
 
 class _Leftover:
@@ -62,3 +68,23 @@ async def test_what_existed_at_start_is_frozen_out_of_the_collectors_sight(autom
         assert gc.get_freeze_count() > 0
     finally:
         await collection.aclose()
+
+
+async def test_the_dynamodb_clients_are_built_before_the_start_up_heap_is_frozen(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built lazily, by a caller's first read, each client's 30,000 objects were scanned by every full collection."""
+    models: tuple[type[Model], ...] = (Agent, Call, CallEvent)
+    for model in models:
+        monkeypatch.setattr(model, "_connection", None)  # as in a new process: no client yet
+    try:
+        async with ScriptedModelServer(DEMO) as model_server, running_bridge(model_server.url, monkeypatch) as url:
+            async with httpx.AsyncClient(timeout=5) as http:  # answered once the bridge has started
+                health_url = url.replace("ws://", "http://").replace("/media-stream", "/health")
+                assert (await http.get(health_url)).status_code == 200
+            clients = [model._get_connection().connection._client for model in models]
+            assert all(client is not None for client in clients)
+            service_descriptions = [client.meta.service_model._service_description for client in clients]
+            in_collectors_sight = {id(tracked) for tracked in gc.get_objects()}
+            assert not any(id(description) in in_collectors_sight for description in service_descriptions)
+    finally:
+        gc.unfreeze()

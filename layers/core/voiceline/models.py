@@ -294,3 +294,13 @@ class Rollup(Model):
 
 ALL_MODELS: tuple[type[Model], ...] = (Agent, PhoneNumber, Call, CallEvent, TenantData, Booking, IdempotencyRecord,
                                        ApiKey, Rollup)
+
+
+def connect(*models: type[Model]) -> None:
+    """Build each model's DynamoDB client now, for a process that must not pay for it on a caller's first read.
+
+    PynamoDB builds one botocore client per model, lazily: about 60 ms and 30,000 long-lived objects each
+    (service model, endpoint rules), which a long-running process would rather load before it freezes its heap.
+    """
+    for model in models:
+        model._get_connection().connection.client  # noqa: B018 - the property builds and keeps the client
