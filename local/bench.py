@@ -252,14 +252,24 @@ def greeting_latency(args: argparse.Namespace) -> Section:
 
 
 def load_calls(args: argparse.Namespace) -> Section:
+    return _load(args, bare=False)
+
+
+def load_floor(args: argparse.Namespace) -> Section:
+    """The same load through a relay that does nothing but relay: what the machine and the libraries cost."""
+    return _load(args, bare=True)
+
+
+def _load(args: argparse.Namespace, bare: bool) -> Section:
     from local.load_bench import report
     from local.load_bench.run import LoadBench
 
     counts = [int(count) for count in str(args.load_calls).split(",") if count.strip()]
-    with LoadBench() as bench:
+    with LoadBench(bare=bare) as bench:
         runs = [bench.run(count, args.load_seconds) for count in counts]
         pinned = bench.pinned
-    return Section(f"Load: concurrent calls through the bridge, {args.load_seconds:.0f} s of conversation each",
+    through = "a bare relay in the bridge's place (local/load_bench/bare_relay.py)" if bare else "the bridge"
+    return Section(f"Load: concurrent calls through {through}, {args.load_seconds:.0f} s of conversation each",
                    report.COLUMNS, [report.row(run) for run in runs], note=report.note(runs, pinned))
 
 
@@ -340,7 +350,7 @@ def _analytics_calls(client: httpx.Client, window: dict[str, str]) -> int:
 
 
 SECTIONS: list[Measure] = [cold_imports, tool_round_trips, admin_requests, greeting_latency, load_calls,
-                           analytics]
+                           load_floor, analytics]
 
 
 def render(section: Section) -> str:

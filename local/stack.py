@@ -70,6 +70,7 @@ class LocalStack:
     conversation: Path = DEMO_CONVERSATION
     log_dir: Path = ROOT / "out" / "logs"
     extra_env: dict[str, str] = field(default_factory=dict)
+    bridge_module: str = "bridge"  # what serves the bridge's port: the load bench's floor swaps in a bare relay
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -131,7 +132,8 @@ class LocalStack:
                                            str(self.ports.text_model)])
             self._spawn("gateway", [python, "-m", "local.gateway", "--port", str(self.ports.gateway)])
             self._spawn("twilio_rest", [python, "-m", "local.twilio_rest", "--port", str(self.ports.twilio_rest)])
-            self._spawn("bridge", [python, "-m", "bridge", "--host", "127.0.0.1", "--port", str(self.ports.bridge)])
+            self._spawn("bridge", [python, "-m", self.bridge_module, "--host", "127.0.0.1",
+                                   "--port", str(self.ports.bridge)])
             if self.uses_scripted_model:
                 self._wait_ready("model", f"{self.model_url}/health")
                 self._wait_ready("text_model", f"{self.text_model_url}/health")

@@ -38,6 +38,7 @@ RESULTS_TIMEOUT_S = 20.0  # for the model's per-session figures and the finalise
 WARM_UP_S = 1.0  # one call first, so the bridge's first-call costs (AWS clients, caches) are not counted
 SOAK_RAMP_S = 2.0  # the soak's first callers arrive over this, then each line is busy without a gap
 SOAK_SAMPLE_S = 15.0
+BARE_RELAY_MODULE = "local.load_bench.bare_relay"
 
 
 @dataclass(kw_only=True)
@@ -152,13 +153,17 @@ class SoakFigures(RelayCounts):
 class LoadBench:
     """The stack in load mode, set up once for several runs: `with LoadBench() as bench: bench.run(100, 20)`."""
 
-    def __init__(self, log_dir: Path | None = None) -> None:
+    def __init__(self, log_dir: Path | None = None, bare: bool = False) -> None:
+        """`bare`: the bare relay (local/load_bench/bare_relay.py) in the bridge's place, for the floor."""
+        self._bare = bare
+        self._relay_module = BARE_RELAY_MODULE if bare else "bridge"
         self._scratch = tempfile.TemporaryDirectory(prefix="voiceline-load-")
         self._stats = Path(self._scratch.name) / "model-sessions.jsonl"
         # The bridge keeps its deployed pool of pre-warmed model connections (the local stack's default is none).
         self._stack = LocalStack(ports=StackPorts.free(), log_dir=log_dir or Path(self._scratch.name),
                                  extra_env={STATS_ENV: str(self._stats),
-                                            "OPENAI_POOL_SIZE": str(BridgeSettings.openai_pool_size)})
+                                            "OPENAI_POOL_SIZE": str(BridgeSettings.openai_pool_size)},
+                                 bridge_module=self._relay_module)
         self._next_call = 0
         self._bridge_pid = self._model_pid = 0
         self._bridge_idle_rss = 0
@@ -174,7 +179,8 @@ class LoadBench:
             _reconnect_models()
             _seed_agent()
             stack_children = processes.children(os.getpid())
-            self._bridge_pid = next(pid for pid, command in stack_children.items() if "-m bridge " in command)
+            self._bridge_pid = next(pid for pid, command in stack_children.items()
+                                    if f"-m {self._relay_module} " in command)
             self._model_pid = next(pid for pid, command in stack_children.items() if "local.scripted_model" in command)
             self._pin(stack_children)
             self.run(1, WARM_UP_S)
@@ -208,7 +214,8 @@ class LoadBench:
         results = run_fast(self._place(dials, seconds, figures))
         figures.count_callers(results)
         figures.count_model_sessions(self._model_sessions(range(first, first + calls)), calls)
-        figures.count_setup_reads(results, _setup_reads_ms([result.call_sid for result in results]))
+        if not self._bare:  # the bare relay reads and finalises no Call
+            figures.count_setup_reads(results, _setup_reads_ms([result.call_sid for result in results]))
         return figures
 
     async def _place(self, dials: list[tuple[int, Dial]], seconds: float, figures: LoadFigures) -> list[CallResult]:

@@ -63,3 +63,16 @@ def test_a_soak_replaces_each_caller_as_it_hangs_up_and_samples_memory_throughou
     assert len(figures.rss) >= 2 and all(rss > 0 for _, rss in figures.rss)
     assert figures.growth_bytes == figures.rss[-1][1] - figures.rss_after_first_turnover()
     assert len(report.soak_rows(figures)) == len(figures.rss) and "6 calls served" in report.soak_note(figures)
+
+
+def test_three_calls_through_the_bare_relay_lose_nothing_and_read_no_call(tmp_path: Path) -> None:
+    """The floor the bridge is read against runs the same calls, with the same stamps, in the bridge's place."""
+    with LoadBench(log_dir=tmp_path, bare=True) as bench:
+        figures = bench.run(3, 3.0)
+        log = (tmp_path / next(path.name for path in tmp_path.iterdir() if path.name.startswith("bridge-"))).read_text()
+    assert figures.errors == []
+    assert figures.frames_sent > 3 * 100 and (figures.caller_frames_lost, figures.agent_deltas_lost) == (0, 0)
+    assert len(figures.greeting_overhead_us) == 3
+    assert figures.greeting_less_reads_us == []  # it reads no agent and no Call
+    assert figures.bridge_cpu > 0
+    assert "Traceback" not in log
