@@ -128,6 +128,7 @@ class CallSession:
         self.control: CallControl | None = None  # the hang-up or transfer under way
         self._call_update: asyncio.Task[CallControlResult] | None = None  # its Twilio REST request
         self._marking_started: asyncio.Task[None] | None = None  # the Call's `in_progress` write
+        self._marking_due = False  # set up, and that write not yet begun (see _start_marking)
         self._expected_stop: str | None = None  # why Twilio is about to stop the stream, when we asked it to
         self._caller_id = ""
         self.dropped_items: set[str] = set()
@@ -140,6 +141,7 @@ class CallSession:
         self.model_events_ignored = 0
         self.end_reason: str | None = None
         self._stream_started = 0.0
+        self._stream_started_at = datetime.now(UTC)  # the wall clock at `start`, for the Call
         self._last_activity = 0.0
         self._speech_stopped_at: float | None = None
         self._last_audio_response: str | None = None
@@ -225,6 +227,7 @@ class CallSession:
             return False
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
         self._stream_started = self._last_activity = time.monotonic()
+        self._stream_started_at = datetime.now(UTC)
         self._tenant_id = claims.tenant_id
         self._agent_id = agent_id
         self._facts = self._vouched_facts(start, agent_id)
@@ -270,8 +273,7 @@ class CallSession:
         self.tools = AgentTools(agent, _call_context(call, agent), self.tool_invoker,
                                 self.settings.tool_failures_before_disabling)
         self.recorder.start()
-        # The greeting does not wait on this write; the Call is finalised only after it (see _clean_up).
-        self._marking_started = asyncio.create_task(self._mark_stream_started(start))
+        self._marking_due = True
         # The caller's name is looked up while the model connects, so the greeting can use it. Without the tool
         # no task is made: on a busy event loop, every needless yield on this path delays the greeting.
         lookup = (asyncio.create_task(self.tools.look_up_caller(self.settings.customer_lookup_budget_s))
@@ -363,7 +365,9 @@ class CallSession:
         self._waits_for_callee = agent.wait_for_callee and call.direction == "outbound"
         assert self.link is not None
         await self.link.start(self._session_update())
-        if not self._waits_for_callee:
+        if self._waits_for_callee:
+            self._start_marking()
+        else:
             await self._ask_for_response(realtime.greeting(render(agent.greeting, self._variables)))
 
     def _session_update(self) -> dict[str, Any]:
@@ -388,10 +392,21 @@ class CallSession:
         self._record("variables_changed", data={"changes": changes, "stable_instructions":
                                                 bool(self.agent.stable_instructions)})
 
-    async def _mark_stream_started(self, start: twilio.StreamStart) -> None:
+    def _start_marking(self) -> None:
+        """Begin the Call's `in_progress` write, once: after the greeting's first audio, or at once without one.
+
+        boto3 runs in a thread but holds the GIL for milliseconds at a time, which the greeting's sends and
+        first relay would wait on. The Call is finalised only after this write (see _clean_up).
+        """
+        if self._marking_due:
+            self._marking_due = False
+            self._marking_started = asyncio.create_task(self._mark_stream_started())
+
+    async def _mark_stream_started(self) -> None:
+        assert self.call_sid is not None and self.stream_sid is not None
         try:
-            await asyncio.to_thread(calls.mark_stream_started, start.call_sid, start.stream_sid,
-                                    datetime.now(UTC))
+            await asyncio.to_thread(calls.mark_stream_started, self.call_sid, self.stream_sid,
+                                    self._stream_started_at)
         except Exception:
             logger.exception("could not mark the stream started", call_sid=self.call_sid)
 
@@ -419,6 +434,7 @@ class CallSession:
             return
         if self._call_update is not None:  # its event belongs before call_ended; the REST client times out
             await asyncio.gather(self._call_update, return_exceptions=True)
+        self._start_marking()  # a call that ends before any audio was still answered
         if self._marking_started is not None:  # `in_progress` must land before `ended`, never after it
             await self._marking_started
         reason = self.end_reason or "unknown"
@@ -567,6 +583,7 @@ class CallSession:
         self._heard_everything.clear()
         await self._send_twilio(twilio.media_message(self.stream_sid, delta))
         await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
+        self._start_marking()
 
     def _measure_first_audio(self, now: float) -> None:
         if self.greeting_latency_ms is None:

@@ -10,6 +10,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -53,19 +54,22 @@ async def test_the_greeting_plays_while_the_calls_in_progress_write_is_unanswere
         twilio_signer: TwilioSigner) -> None:
     await asyncio.to_thread(seed_call, "CA501")
     in_progress = dynamodb_faults.hold("UpdateItem", table=Call.Meta.table_name, times=1)
-    async with running_bridge(scripted_model.url, monkeypatch) as url, \
-            TwilioLeg.open(url, twilio_signer, "CA501") as leg:
-        listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
-        await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)  # heard, with the write unanswered
-        await until(lambda: in_progress.matched == 1)
-        await leg.hang_up()
-        await listening  # the bridge has closed the stream and is ending the call
-        assert (await asyncio.to_thread(calls.get_call, "CA501")).status != "ended"  # `ended` waits for `in_progress`
-        in_progress.release()
+    async with running_bridge(scripted_model.url, monkeypatch) as url:
+        dialled = datetime.now(UTC)
+        async with TwilioLeg.open(url, twilio_signer, "CA501") as leg:
+            listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+            await asyncio.wait_for(leg.first_media.wait(), GREETING_WITHIN_S)  # heard, with the write unanswered
+            heard = datetime.now(UTC)
+            await until(lambda: in_progress.matched == 1)  # begun once the greeting's first audio was sent
+            await leg.hang_up()
+            await listening  # the bridge has closed the stream and is ending the call
+            assert (await asyncio.to_thread(calls.get_call, "CA501")).status != "ended"  # `ended` waits for it
+            in_progress.release()
 
     call = await ended_call("CA501")
     assert (call.status, call.end_reason, call.stream_sid) == ("ended", "caller_hung_up", "MZ1")
     assert 0 < call.setup_reads_ms < call.greeting_latency_ms  # the reads are timed, and are part of the greeting
+    assert dialled <= call.stream_started_at <= heard  # when the stream started, not when the write ran
 
 
 async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
