@@ -7,6 +7,8 @@ It speaks the few GA events the bridge acts on, and measures instead of scriptin
   REPLY_MS of audio in real-time DELTA_MS deltas, each stamped with its send time; a response's
   first delta also carries when the model was asked, so the harness can subtract the model's own
   time from the latency the caller sees;
+- each turn's words come as the API sends them, the caller's transcript once its turn ends and the
+  agent's before its response is done, so the bridge records a call's transcript as it would a real one;
 - on the caller's BYE it stops talking, sends one GOODBYE delta and, when the bridge closes the
   session, writes one JSON line of figures per session to the stats file.
 Started by `python -m local.scripted_model` when LOAD_MODEL_STATS names that file.
@@ -45,6 +47,10 @@ DELTA_MS = 100
 GREETING_MS = 2000
 REPLY_MS = 2000
 THINK_MS = 0  # the model's own time to first audio; the harness subtracts whatever it is
+# About a second of a caller's words, and two seconds of the agent's (some 150 words a minute)
+CALLER_WORDS = "Yes, I would like to book a visit for next Tuesday morning, please."
+AGENT_WORDS = ("Of course. I have Tuesday at nine or at half past ten in the morning. Which of those "
+               "would suit you better?")
 _BYTES_PER_MS = 8
 
 
@@ -110,6 +116,8 @@ class LoadSession:
             self._speaking = False
             await self._send({"type": "input_audio_buffer.speech_stopped", "item_id": f"in{stamp.sequence}"})
             self._answer(arrived)
+            await self._send({"type": "conversation.item.input_audio_transcription.completed",
+                              "item_id": f"in{stamp.sequence}", "content_index": 0, "transcript": CALLER_WORDS})
 
     def _answer(self, asked_ns: int) -> None:
         if self._reply is not None and not self._reply.done():
@@ -133,6 +141,9 @@ class LoadSession:
                 break
             flags = (FIRST if index == 0 else 0) | (LAST if index == count - 1 else 0)
             await self._delta(response_id, flags, asked_ns if index == 0 else 0)
+        await self._send({"type": "response.output_audio_transcript.done", "response_id": response_id,
+                          "item_id": f"item_{response_id}", "output_index": 0, "content_index": 0,
+                          "transcript": AGENT_WORDS})
         await self._send({"type": "response.done",
                           "response": {"id": response_id, "status": "completed", "output": []}})
 
