@@ -575,7 +575,8 @@ class CallSession:
             return
         now = time.monotonic()
         response_id = event.get("response_id")
-        if response_id != self._last_audio_response:
+        first_of_response = response_id != self._last_audio_response
+        if first_of_response:
             self._last_audio_response = response_id
             self._measure_first_audio(now)
         self._last_activity = now
@@ -583,7 +584,8 @@ class CallSession:
         self._heard_everything.clear()
         await self._send_twilio(twilio.media_message(self.stream_sid, delta))
         await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
-        self._start_marking()
+        if first_of_response:  # not on every delta: the greeting's first is the one that counts
+            self._start_marking()
 
     def _measure_first_audio(self, now: float) -> None:
         if self.greeting_latency_ms is None:

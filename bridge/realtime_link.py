@@ -94,7 +94,7 @@ class RealtimeLink:
 
         No task and no await: on a busy event loop, each loop turn on the way to the greeting costs milliseconds.
         """
-        pooled = self._pool.take(self.model) if self._pool is not None else None
+        pooled = self._pooled()
         if pooled is not None:
             self._socket, self._opened_at = pooled.socket, pooled.opened_at
         return pooled is not None
@@ -239,7 +239,7 @@ class RealtimeLink:
         last_error = "no time left"
         while self._tries < attempts and time.monotonic() < deadline:
             self._tries += 1
-            pooled = self._pool.take(self.model) if self._pool is not None else None
+            pooled = self._pooled()
             if pooled is not None:
                 return pooled
             try:
@@ -253,6 +253,9 @@ class RealtimeLink:
                 await asyncio.sleep(max(0.0, min(delay, deadline - time.monotonic())))
                 delay = min(delay * 2, MAX_BACKOFF_S)
         raise ModelUnavailable(OPENAI_UNAVAILABLE, f"connect failed after {self._tries} tries: {last_error}")
+
+    def _pooled(self) -> OpenConnection | None:
+        return self._pool.take(self.model) if self._pool is not None else None
 
     async def _restore(self, connection: OpenConnection, answer: bool) -> int:
         """Make `connection` the call's session: configure it, replay the conversation, then the response asked for

@@ -1,8 +1,9 @@
 """The floor the bridge is measured against: a Twilio↔Realtime relay that does nothing else.
 
-On the same stack as the bridge (uvicorn on uvloop, FastAPI, websockets), it connects to the model at
-`start`, asks for the greeting, and then passes caller frames and model audio through: no signature or
-token check, no DynamoDB, no marks, no barge-in, no tools, no reconnects. `--relay bare` in the load
+On the same stack as the bridge (uvicorn on uvloop, FastAPI, websockets, the bridge's own message
+templates), it connects to the model at `start`, asks for the greeting, and then passes caller frames
+and model audio through: no signature or token check, no DynamoDB, no marks, no barge-in, no tools, no
+reconnects. `--relay bare` in the load
 bench runs it in the bridge's place, so the bridge's figures can be read against what the machine,
 the harness and the libraries cost on their own.
 
@@ -22,6 +23,9 @@ import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from bridge.realtime_protocol import append_audio
+from bridge.twilio_protocol import media_message
 
 MODEL = "gpt-realtime"
 OPEN_TIMEOUT_S = 10.0
@@ -72,7 +76,7 @@ async def _caller_to_model(twilio: WebSocket, model: ClientConnection) -> None:
             frame = orjson.loads(await twilio.receive_text())
             event = frame.get("event")
             if event == "media":
-                await model.send('{"type":"input_audio_buffer.append","audio":"%s"}' % frame["media"]["payload"])  # noqa: UP031
+                await model.send(append_audio(frame["media"]["payload"]))
             elif event == "stop":
                 return
 
@@ -82,8 +86,7 @@ async def _model_to_caller(model: ClientConnection, twilio: WebSocket, stream_si
         async for message in model:
             event = orjson.loads(message)
             if event.get("type") == "response.output_audio.delta":
-                await twilio.send_text('{"event":"media","streamSid":"%s","media":{"payload":"%s"}}'  # noqa: UP031
-                                       % (stream_sid, event["delta"]))
+                await twilio.send_text(media_message(stream_sid, event["delta"]))
 
 
 def main() -> None:
