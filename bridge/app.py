@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from bridge.active_calls_metric import ActiveCallsMetric
 from bridge.agent_cache import AgentCache
 from bridge.call_session import WS_POLICY_VIOLATION, CallSession
+from bridge.event_writer import EventWriter
 from bridge.garbage_collection import GarbageCollection
 from bridge.realtime_pool import RealtimePool
 from bridge.settings import BridgeSettings
@@ -35,6 +36,7 @@ class Bridge:
         connect(Agent, Call, CallEvent)
         self.agents = AgentCache(settings.agent_cache_ttl_s)
         self.tool_invoker = ToolInvoker()
+        self.event_writer = EventWriter()  # every call's events, in shared DynamoDB requests
         self.twilio_calls = TwilioCalls(settings.twilio_account_sid, settings.twilio_auth_token,
                                         settings.twilio_api_base_url, settings.twilio_rest_timeout_s)
         self.calls: set[CallSession] = set()
@@ -115,7 +117,7 @@ async def media_stream(websocket: WebSocket) -> None:
         await websocket.close(code=WS_TRY_AGAIN_LATER, reason="bridge shutting down; try again later")
         return
     session = CallSession(websocket, bridge.settings, bridge.agents, bridge.tool_invoker, bridge.twilio_calls,
-                          bridge.realtime_pool)
+                          bridge.event_writer, bridge.realtime_pool)
     bridge.calls.add(session)  # no await since the drain check: the drain sees every call it must end
     bridge.protection.call_started()
     try:

@@ -27,6 +27,7 @@ from bridge.agent_cache import AgentCache
 from bridge.agent_tools import AgentTools, CallControl
 from bridge.backoff import Backoff, retry_until
 from bridge.event_recorder import CallEventRecorder
+from bridge.event_writer import EventWriter
 from bridge.playback import PlaybackTracker, base64_decoded_length
 from bridge.realtime_link import ModelUnavailable, RealtimeLink
 from bridge.realtime_pool import RealtimePool
@@ -95,12 +96,14 @@ class CallSession:
     """All per-call state, two pumps (Twilio → model, model → Twilio) and a timer watch."""
 
     def __init__(self, websocket: WebSocket, settings: BridgeSettings, agents: AgentCache,
-                 tool_invoker: ToolInvoker, twilio_calls: TwilioCalls, pool: RealtimePool | None = None) -> None:
+                 tool_invoker: ToolInvoker, twilio_calls: TwilioCalls, event_writer: EventWriter,
+                 pool: RealtimePool | None = None) -> None:
         self.twilio = websocket
         self.settings = settings
         self.agents = agents
         self.tool_invoker = tool_invoker
         self.twilio_calls = twilio_calls
+        self.event_writer = event_writer
         self.pool = pool
         self.accepted_at = time.monotonic()
         self.state = "waiting_for_start"
@@ -248,7 +251,7 @@ class CallSession:
         """Load the agent and the call, open the model session, and let the agent greet."""
         self.state = "connecting"
         self.recorder = CallEventRecorder(start.call_sid, self._stream_started,
-                                          self.settings.event_flush_interval_s)
+                                          self.settings.event_flush_interval_s, self.event_writer)
         # The model connects while DynamoDB answers, for the model this agent had when last read here (else the
         # pool's). Should the agent now name another, that connection is dropped for one to the right model.
         known = self.agents.last_copy(self._agent_id)

@@ -1,10 +1,10 @@
 """CallEvents buffered in memory and written in batches, so the relay never waits on DynamoDB.
 
-`record` only appends to a list. A background task writes the list every `interval_s`; when a write
-fails (DynamoDB throttling or down) the events stay buffered and the next write comes after a
-growing, jittered delay. Each event gets its sequence number only when its batch is written, and a
-retried batch reuses the same numbers, so a retry overwrites instead of duplicating: every event
-arrives once.
+`record` only appends to a list. A background task hands the list to the bridge's shared
+`EventWriter` every `interval_s`; when a write fails (DynamoDB throttling or down) the events stay
+buffered and the next write comes after a growing, jittered delay. Each event gets its sequence
+number only when its batch is written, and a retried batch reuses the same numbers, so a retry
+overwrites instead of duplicating: every event arrives once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from bridge.backoff import Backoff, retry_until
-from voiceline.calls import NewEvent, append_events
+from bridge.event_writer import EventWriter
+from voiceline.calls import NewEvent
 
 logger = Logger(service="voiceline-bridge", child=True)
 
@@ -35,8 +36,10 @@ CLOSE_BACKOFF_CAP_S = 2.0
 class CallEventRecorder:
     """Collects one call's events; a background task flushes them every `interval_s`."""
 
-    def __init__(self, call_sid: str, started: float, interval_s: float, max_buffered: int = MAX_BUFFERED) -> None:
+    def __init__(self, call_sid: str, started: float, interval_s: float, writer: EventWriter,
+                 max_buffered: int = MAX_BUFFERED) -> None:
         self.call_sid = call_sid
+        self._writer = writer
         self.dropped = 0
         self._started = started
         self._interval_s = interval_s
@@ -110,7 +113,7 @@ class CallEventRecorder:
         batch, self._pending = self._pending, []
         self._in_flight = len(batch)
         try:
-            self._next_seq = await asyncio.to_thread(append_events, self.call_sid, self._next_seq, batch)
+            self._next_seq = await self._writer.append(self.call_sid, self._next_seq, batch)
         except Exception as error:
             logger.warning("call events not written yet, will retry", call_sid=self.call_sid, pending=len(batch),
                            error=repr(error))

@@ -4,12 +4,13 @@ import asyncio
 import time
 
 from bridge.event_recorder import MAX_BUFFERED, CallEventRecorder
+from bridge.event_writer import EventWriter
 from voiceline.calls import list_events
 from voiceline.models import CallEvent
 
 
 async def test_events_are_written_in_order_on_close(dynamodb: None) -> None:
-    recorder = CallEventRecorder("CA1", time.monotonic(), interval_s=60)
+    recorder = CallEventRecorder("CA1", time.monotonic(), interval_s=60, writer=EventWriter())
     recorder.start()
     recorder.record("transcript", role="caller", text="hello")
     recorder.record("transcript", role="agent", text="hi there")
@@ -20,7 +21,7 @@ async def test_events_are_written_in_order_on_close(dynamodb: None) -> None:
 
 async def test_a_dynamodb_outage_keeps_events_buffered_until_it_recovers(dynamodb: None) -> None:
     CallEvent.delete_table()  # every write now fails with ResourceNotFoundException
-    recorder = CallEventRecorder("CA2", time.monotonic(), interval_s=60)
+    recorder = CallEventRecorder("CA2", time.monotonic(), interval_s=60, writer=EventWriter())
     recorder.record("transcript", role="caller", text="first")
     assert await recorder._write() is False
     recorder.record("transcript", role="caller", text="second")
@@ -31,7 +32,7 @@ async def test_a_dynamodb_outage_keeps_events_buffered_until_it_recovers(dynamod
 
 
 async def test_close_while_a_periodic_write_is_in_flight_loses_and_overwrites_nothing(dynamodb: None) -> None:
-    recorder = CallEventRecorder("CA5", time.monotonic(), interval_s=0.01)
+    recorder = CallEventRecorder("CA5", time.monotonic(), interval_s=0.01, writer=EventWriter())
     recorder.start()
     for n in range(MAX_BUFFERED):
         recorder.record("transcript", text=str(n))

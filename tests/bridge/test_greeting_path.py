@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.event_recorder import CallEventRecorder
+from bridge.event_writer import EventWriter
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
 from tests.bridge.bridge_harness import (
@@ -77,8 +78,10 @@ async def test_a_new_call_greets_while_every_write_thread_waits_on_dynamodb(
         twilio_signer: TwilioSigner) -> None:
     await asyncio.to_thread(seed_call, "CA502")
     event_writes = dynamodb_faults.hold("BatchWriteItem")
-    others = [CallEventRecorder(f"CA5{n:02d}x", time.monotonic(), interval_s=0.01)
-              for n in range(DEFAULT_POOL_THREADS)]  # other calls, each flushing events that DynamoDB sits on
+    # Every thread of asyncio's default pool held by a write that DynamoDB sits on (the bridge's writer takes one;
+    # the Calls' status writes take the others).
+    others = [CallEventRecorder(f"CA5{n:02d}x", time.monotonic(), interval_s=0.01, writer=EventWriter())
+              for n in range(DEFAULT_POOL_THREADS)]
     for recorder in others:
         recorder.record("transcript", role="caller", text="hello")
         recorder.start()

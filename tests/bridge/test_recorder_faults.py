@@ -14,6 +14,7 @@ import pytest
 
 from bridge.backoff import Backoff, retry_until
 from bridge.event_recorder import CallEventRecorder
+from bridge.event_writer import EventWriter
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
 from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
@@ -59,7 +60,7 @@ async def test_retry_until_stops_at_its_deadline() -> None:
 async def test_throttled_writes_are_retried_and_every_event_arrives_once_in_order(
         dynamodb_faults: FaultyDynamoDB) -> None:
     rule = dynamodb_faults.fail("BatchWriteItem", times=6)  # more than botocore's own retries
-    recorder = CallEventRecorder("CA401", time.monotonic(), interval_s=0.02)
+    recorder = CallEventRecorder("CA401", time.monotonic(), interval_s=0.02, writer=EventWriter())
     recorder.start()
     for n in range(60):
         recorder.record("transcript", role="caller", text=f"line {n}")
@@ -74,7 +75,7 @@ async def test_throttled_writes_are_retried_and_every_event_arrives_once_in_orde
 async def test_a_full_buffer_keeps_the_oldest_events_and_the_call_ended_and_counts_the_rest(
         dynamodb_faults: FaultyDynamoDB) -> None:
     dynamodb_faults.fail("BatchWriteItem", error_type=THROTTLING)
-    recorder = CallEventRecorder("CA402", time.monotonic(), interval_s=0.02, max_buffered=5)
+    recorder = CallEventRecorder("CA402", time.monotonic(), interval_s=0.02, writer=EventWriter(), max_buffered=5)
     recorder.start()
     for n in range(12):
         recorder.record("transcript", text=str(n))
@@ -91,7 +92,7 @@ async def test_a_full_buffer_keeps_the_oldest_events_and_the_call_ended_and_coun
 async def test_the_final_flush_gives_up_at_its_deadline_and_counts_what_was_lost(
         dynamodb_faults: FaultyDynamoDB) -> None:
     dynamodb_faults.fail("BatchWriteItem")
-    recorder = CallEventRecorder("CA403", time.monotonic(), interval_s=60)
+    recorder = CallEventRecorder("CA403", time.monotonic(), interval_s=60, writer=EventWriter())
     recorder.record("error", data={"message": "x"})
     recorder.record("call_ended")
     started = time.monotonic()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -169,18 +169,31 @@ class NewEvent:
     data: dict[str, Any] | None = None
 
 
-def append_events(call_sid: str, first_seq: int, events: Iterable[NewEvent]) -> int:
-    """Write events with consecutive sequence numbers from first_seq; returns the next free seq.
+@dataclass(frozen=True)
+class EventBatch:
+    """One call's events, to be numbered consecutively from `first_seq`."""
+
+    call_sid: str
+    first_seq: int
+    events: Sequence[NewEvent]
+
+
+def write_event_batches(batches: Iterable[EventBatch]) -> None:
+    """Write several calls' batches in shared BatchWriteItem requests (25 items each).
 
     Writing the same (call_sid, seq) twice overwrites, so a retried batch never duplicates.
     """
-    seq = first_seq
-    with CallEvent.batch_write() as batch:
-        for event in events:
-            batch.save(CallEvent(call_sid, seq, kind=event.kind, at_ms=event.at_ms, role=event.role,
-                                 text=event.text, data=event.data))
-            seq += 1
-    return seq
+    with CallEvent.batch_write() as writer:
+        for batch in batches:
+            for seq, event in enumerate(batch.events, start=batch.first_seq):
+                writer.save(CallEvent(batch.call_sid, seq, kind=event.kind, at_ms=event.at_ms, role=event.role,
+                                      text=event.text, data=event.data))
+
+
+def append_events(call_sid: str, first_seq: int, events: Sequence[NewEvent]) -> int:
+    """Write one call's events with consecutive sequence numbers from first_seq; returns the next free seq."""
+    write_event_batches([EventBatch(call_sid, first_seq, events)])
+    return first_seq + len(events)
 
 
 def get_call(call_sid: str) -> Call | None:
