@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from local.environment import DEFAULTS
+from local.environment import DEFAULTS, applied
 from local.gateway import DEFAULT_TEMPLATE, load_template
 from local.lambda_runtime import LambdaFunction, lambda_functions
 from local.stack import ROOT, LocalStack, StackPorts
@@ -130,8 +130,8 @@ def cold_imports(args: argparse.Namespace) -> Section:
 
 
 def tool_round_trips(args: argparse.Namespace) -> Section:
-    with LocalStack(ports=StackPorts.free()) as stack:
-        os.environ.update(stack.environment())  # boto3 reads AWS_ENDPOINT_URL_LAMBDA when the invoker starts
+    # boto3 reads AWS_ENDPOINT_URL_LAMBDA when the invoker starts
+    with LocalStack(ports=StackPorts.free()) as stack, applied(stack.environment()):
         durations = asyncio.run(_invoke_each_tool(args.samples * 3))
     rows: list[tuple[object, ...]] = []
     for name, (cold_ms, warm, outcomes) in durations.items():
@@ -180,8 +180,8 @@ ADMIN_EVENTS_PER_CALL = 40
 
 
 def admin_requests(args: argparse.Namespace) -> Section:
-    with LocalStack(ports=StackPorts.free()) as stack:
-        os.environ.update(stack.environment())  # the seeding below writes to the stack's DynamoDB
+    # the seeding below writes to the stack's DynamoDB
+    with LocalStack(ports=StackPorts.free()) as stack, applied(stack.environment()):
         key, agent_id, call_sid = _seed_admin_history()
         with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"},
                           timeout=30) as client:
@@ -294,8 +294,7 @@ def analytics(args: argparse.Namespace) -> Section:
     from concurrent.futures import ThreadPoolExecutor
     from datetime import UTC, datetime, timedelta
 
-    with LocalStack(ports=StackPorts.free()) as stack:
-        os.environ.update(stack.environment())  # the writes below go to the stack's DynamoDB
+    with LocalStack(ports=StackPorts.free()) as stack, applied(stack.environment()):  # writes go to its DynamoDB
         from voiceline import api_keys
         from voiceline.models import ALL_MODELS, Call
 

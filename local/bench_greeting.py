@@ -14,13 +14,12 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from local.environment import DEFAULTS
+from local.environment import DEFAULTS, applied
 from local.scripted_model import ScriptedModelServer, load_script
 from local.scripted_model.faults import FaultPlan
 from local.stack import DEMO_CONVERSATION
@@ -51,17 +50,10 @@ def greeting_latencies(calls: int = CALLS) -> dict[tuple[int, float], list[float
                     for delay in (0.0, SIMULATED_CONNECT_S) for pool_size in POOL_SIZES}
 
 
-@contextlib.contextmanager
-def _bench_environment() -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update({**DEFAULTS, "OPENAI_API_KEY": "bench-key", "POWERTOOLS_LOG_LEVEL": "ERROR",
-                       "ACTIVE_CALLS_METRIC_INTERVAL_S": "3600"})
-    os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB")  # moto in-process, not a server
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def _bench_environment() -> contextlib.AbstractContextManager[None]:
+    return applied({**DEFAULTS, "OPENAI_API_KEY": "bench-key", "POWERTOOLS_LOG_LEVEL": "ERROR",
+                    "ACTIVE_CALLS_METRIC_INTERVAL_S": "3600"},
+                   removed=("AWS_ENDPOINT_URL_DYNAMODB",))  # moto in-process, not a server
 
 
 async def _calls(pool_size: int, connect_delay_s: float, calls: int) -> list[float]:

@@ -5,7 +5,9 @@ Every value can be overridden from the real environment, so a tunnel to a real p
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Mapping
 
 DYNAMODB_PORT = 8000
 GATEWAY_PORT = 3000
@@ -56,3 +58,21 @@ def local_environment(overrides: dict[str, str] | None = None) -> dict[str, str]
         env.setdefault(name, value)
     env.update(overrides or {})
     return env
+
+
+@contextlib.contextmanager
+def applied(values: Mapping[str, str], removed: tuple[str, ...] = ()) -> Iterator[None]:
+    """os.environ with `values` set and `removed` unset, as it was again afterwards.
+
+    A bench section's stack must not outlive it: its OPENAI_API_KEY, left behind, made the next
+    stack think a real OpenAI was configured and start no scripted model.
+    """
+    saved = dict(os.environ)
+    os.environ.update(values)
+    for name in removed:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
