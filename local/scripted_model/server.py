@@ -15,7 +15,7 @@ from websockets.asyncio.server import serve as serve_websockets
 from websockets.http11 import Request, Response
 
 from local.scripted_model.conversation import Script, load_script
-from local.scripted_model.faults import FaultPlan
+from local.scripted_model.faults import FaultPlan, narrow
 from local.scripted_model.session import RealtimeSession
 from local.scripted_model.usage import CONTEXT_WINDOW_TOKENS
 
@@ -72,6 +72,9 @@ class ScriptedModelServer:
     async def start(self) -> None:
         self._server = await serve_websockets(self._run_session, self.host, self._requested_port,
                                    process_request=self._route, max_size=MAX_EVENT_BYTES)
+        if self.faults is not None and self.faults.narrow_sockets:
+            for listening in self._server.sockets:
+                narrow(listening)
         log.info("scripted realtime model listening on %s", self.url)
 
     async def stop(self) -> None:

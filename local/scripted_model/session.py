@@ -65,6 +65,8 @@ class RealtimeSession:
         await self.send({"type": "session.created", "session": self._config})
         try:
             async for message in self._connection:
+                if self._fault is not None:
+                    await self._fault.reading.wait()
                 await self._receive(message)
         except ConnectionClosed:
             pass

@@ -235,6 +235,34 @@ async def test_a_call_that_ends_while_its_session_renewal_connects_leaves_no_mod
     assert not events_of("CA304", "model_session_renewed")
 
 
+async def test_a_call_that_ends_while_its_renewal_replays_into_a_stalled_session_closes_both_sessions(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
+    # Long instructions: the renewal's session.update alone is more than the narrowed sockets hold, so the
+    # replay's send blocks while the new session reads nothing.
+    seed_call("CA306", max_duration_s=120, instructions="Help. " + "Be kind. " * 38_000)
+    monkeypatch.setenv("OPENAI_SESSION_RECYCLE_S", "1")
+    plan = FaultPlan()
+    plan.narrow_sockets = True
+    plan.fail_session(1, SessionFault("stall", after_event="session.created", stall_s=8.0))
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch) as url:
+        async with CallerLeg.open(url, twilio_signer, "CA306") as leg:
+            listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+            await until(lambda: len(leg.heard()) >= len(DEMO.greeting.audio))
+            await until(lambda: len(model.sessions) == 2)  # the renewal's session, which has stopped reading
+            await asyncio.sleep(0.5)
+            assert not model.sessions[0].record.closed  # the replay has not finished: the old session is kept
+            await leg.hang_up()
+            await listening
+        call = await ended_call("CA306")
+        await until(lambda: model.open_connections == 0)  # the stalled one too, once it reads the close again
+
+    assert call.end_reason == "caller_hung_up"
+    assert call.duration_s < 5  # the call did not wait for the stalled replay
+    assert all(session.record.closed for session in model.sessions)
+    assert model.sessions[1].record.event_counts["session.update"] <= 1  # it never got the whole replay
+    assert not events_of("CA306", "model_session_renewed")
+
+
 async def test_a_response_the_drop_killed_before_any_of_it_was_heard_is_asked_for_again(
         dynamodb: None, monkeypatch: pytest.MonkeyPatch, twilio_signer: TwilioSigner) -> None:
     seed("CA305")
