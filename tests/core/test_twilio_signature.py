@@ -89,3 +89,8 @@ def test_forged_or_altered_requests_are_invalid(twilio_signer: TwilioSigner) -> 
     assert not is_valid(token, f"http://{API_HOST}/twilio/voice", FORM, signature)
     assert not is_valid(token, url, FORM, None)
     assert not is_valid(token, url, FORM, "")
+
+
+def test_a_host_header_that_makes_no_url_is_refused_not_an_error(twilio_signer: TwilioSigner) -> None:
+    url = public_url(_lower({"Host": "[evil"}), "/twilio/status", default_scheme="https")  # found by Hypothesis
+    assert not is_valid(twilio_auth_token(), url, FORM, twilio_signer.sign(url, FORM))

@@ -38,4 +38,7 @@ def is_valid(auth_token: str, url: str, params: Mapping[str, str], signature: st
     """True when `signature` is Twilio's HMAC of url+params under our auth token."""
     if not signature:
         return False
-    return RequestValidator(auth_token).validate(url, dict(params), signature)
+    try:
+        return RequestValidator(auth_token).validate(url, dict(params), signature)
+    except ValueError:  # a URL that does not parse (a Host of "[x", say) is none that Twilio signed
+        return False
