@@ -101,15 +101,19 @@ class _ModelPool:
         backoff = REFILL_BACKOFF_S[0]
         while True:
             self._discard_unusable()
-            while len(self.idle) < self.size:
-                try:
-                    self.idle.append(await open_connection(self.settings, self.model))
+            while (missing := self.size - len(self.idle)) > 0:
+                # All at once: after a burst of calls took several, the pool is whole again in one connect's time.
+                opened = await asyncio.gather(*(open_connection(self.settings, self.model) for _ in range(missing)),
+                                              return_exceptions=True)
+                self.idle.extend(item for item in opened if isinstance(item, OpenConnection))
+                errors = [item for item in opened if not isinstance(item, OpenConnection)]
+                if not errors:
                     backoff = REFILL_BACKOFF_S[0]
-                except Exception as error:
-                    logger.warning("OpenAI connect failed", pooled=True, model=self.model, error=repr(error),
-                                   retry_in_s=backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, REFILL_BACKOFF_S[1])
+                    continue
+                logger.warning("OpenAI connect failed", pooled=True, model=self.model, error=repr(errors[0]),
+                               failed=len(errors), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, REFILL_BACKOFF_S[1])
             oldest = self.idle[0].opened_at if self.idle else time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), max(0.0, oldest + self.max_age_s - time.monotonic()))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.realtime_pool import RealtimePool
+from bridge.realtime_pool import RealtimePool, close_socket
 from bridge.settings import BridgeSettings
 from local.scripted_model import ScriptedModelServer
 from local.scripted_model.faults import FaultPlan, SessionFault
@@ -75,6 +75,22 @@ async def test_idle_connections_are_replaced_before_they_age_out(
                     and model.sessions[1].record.closed)
         await until(lambda: pool().idle == 2)  # a replacement may be opening at this moment
     assert all(not session.record.event_counts for session in model.sessions)  # none was ever used
+
+
+async def test_after_a_burst_takes_every_pooled_connection_they_are_all_reopened_at_once(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = FaultPlan()
+    plan.handshake_delay_s = 0.3  # each connect takes this long, as to a distant API
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch):
+        await until(lambda: pool().idle == 2)
+        taken = [pool().take("gpt-realtime") for _ in range(2)]  # two calls at once
+        await until(lambda: pool().idle == 2, what="the pool whole again")
+        for connection in taken:
+            assert connection is not None
+            await close_socket(connection.socket)
+
+    first_refill, second_refill = plan.connects[2:4]
+    assert second_refill - first_refill < 0.15  # together: one after the other, they would be 0.3 s apart
 
 
 async def test_each_pooled_model_is_kept_warm_and_an_agent_on_the_second_gets_a_connection_of_its_own_model(
