@@ -1,8 +1,9 @@
 """Threads of their own for the reads a caller waits on: the agent and the call, at `start`.
 
 boto3 blocks, so DynamoDB calls run in threads. asyncio's default pool has only cpu + 4 of them, and
-every call's event recorder writes through it (twice a second when this was written): at 100 calls, a
-new call's reads queued behind other calls' writes, and the greeting waited for them. Writes keep the default pool.
+the writes go through it too (the shared event writer's requests, each Call's status writes): when
+DynamoDB is slow they can hold every thread, and a new call's reads, queued behind them, would hold
+its greeting. Writes keep the default pool.
 """
 
 from __future__ import annotations

@@ -157,7 +157,6 @@ class LoadBench:
     def __init__(self, log_dir: Path | None = None, bare: bool = False) -> None:
         """`bare`: the bare relay (local/load_bench/bare_relay.py) in the bridge's place, for the floor."""
         self._bare = bare
-        self._relay_module = BARE_RELAY_MODULE if bare else "bridge"
         self._scratch = tempfile.TemporaryDirectory(prefix="voiceline-load-")
         self._stats = Path(self._scratch.name) / "model-sessions.jsonl"
         # The bridge keeps its deployed pool of pre-warmed model connections (the local stack's default is none).
@@ -170,6 +169,10 @@ class LoadBench:
         self._bridge_idle_rss = 0
         self._own_cores: set[int] | None = None
         self._outer_env: dict[str, str] = {}
+
+    @property
+    def _relay_module(self) -> str:
+        return BARE_RELAY_MODULE if self._bare else "bridge"
 
     def __enter__(self) -> LoadBench:
         self._outer_env = dict(os.environ)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from local.asgi_server import serving
 from local.twilio_rest import TwilioRestStandIn
+from tests.bridge.faulty_dynamodb import FaultyDynamoDB, faulty_dynamodb
 
 
 @pytest.fixture
@@ -18,3 +19,10 @@ async def twilio_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     async with serving(stand_in.app(), lifespan="off") as url:
         monkeypatch.setenv("TWILIO_API_BASE_URL", url)
         yield url
+
+
+@pytest.fixture
+def dynamodb_faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyDynamoDB]:
+    """DynamoDB (moto's server) behind a proxy that throttles or holds the requests a test names."""
+    with faulty_dynamodb(monkeypatch) as faults:
+        yield faults

@@ -7,23 +7,14 @@ every request that reached it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from bridge.event_writer import EventWriter
 from tests.bridge.bridge_harness import until
-from tests.bridge.faulty_dynamodb import FaultyDynamoDB, faulty_dynamodb
+from tests.bridge.faulty_dynamodb import FaultyDynamoDB
 from voiceline.calls import NewEvent, list_events
 from voiceline.models import CallEvent
 
 EVENTS_TABLE = CallEvent.Meta.table_name
-
-
-@pytest.fixture
-def dynamodb_faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyDynamoDB]:
-    with faulty_dynamodb(monkeypatch) as faults:
-        yield faults
 
 
 def _line(text: str) -> list[NewEvent]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -27,7 +27,7 @@ from tests.bridge.bridge_harness import (
     until,
     vouched_facts,
 )
-from tests.bridge.faulty_dynamodb import FaultyDynamoDB, faulty_dynamodb
+from tests.bridge.faulty_dynamodb import FaultyDynamoDB
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call
@@ -36,12 +36,6 @@ from voiceline.stream_token import CallFacts
 # asyncio's default thread pool, where the bridge's writes run: min(32, cores + 4) threads
 DEFAULT_POOL_THREADS = min(32, (os.cpu_count() or 1) + 4)
 GREETING_WITHIN_S = 2.5  # under botocore's 3 s read timeout: a greeting queued behind a held write misses it
-
-
-@pytest.fixture
-def dynamodb_faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyDynamoDB]:
-    with faulty_dynamodb(monkeypatch) as faults:
-        yield faults
 
 
 @pytest.fixture

@@ -249,7 +249,7 @@ async def test_a_call_that_ends_while_its_renewal_replays_into_a_stalled_session
             listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
             await until(lambda: len(leg.heard()) >= len(DEMO.greeting.audio))
             await until(lambda: len(model.sessions) == 2)  # the renewal's session, which has stopped reading
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # ample time for an unblocked replay of this size to finish on loopback
             assert not model.sessions[0].record.closed  # the replay has not finished: the old session is kept
             await leg.hang_up()
             await listening

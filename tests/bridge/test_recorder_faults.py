@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,16 +17,10 @@ from bridge.event_writer import EventWriter
 from local.scripted_model import ScriptedModelServer, load_script
 from local.stack import DEMO_CONVERSATION
 from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge
-from tests.bridge.faulty_dynamodb import THROTTLING, FaultyDynamoDB, faulty_dynamodb
+from tests.bridge.faulty_dynamodb import THROTTLING, FaultyDynamoDB
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call, CallEvent
-
-
-@pytest.fixture
-def dynamodb_faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyDynamoDB]:
-    with faulty_dynamodb(monkeypatch) as faults:
-        yield faults
 
 
 def _events(call_sid: str) -> list[CallEvent]:
