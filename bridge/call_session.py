@@ -325,12 +325,18 @@ class CallSession:
         return self.link
 
     async def _stop_connecting(self) -> None:
-        """Drop the model session, connected or still connecting."""
+        """Drop the model session, connected or still connecting, and let go of its link.
+
+        The link's callbacks refer back to this session. Kept, that cycle would hold the whole call (its
+        transcript, both sockets) until the next full collection, whose pause grows with each call held.
+        """
         if self._connecting is not None:
             self._connecting.cancel()
             await asyncio.gather(self._connecting, return_exceptions=True)
+            self._connecting = None
         if self.link is not None:
             await self.link.close()
+            self.link = None
 
     async def _apologise_instead(self) -> bool:
         """The agent could not be read and no copy stands in: the model says a fixed apology, then the call ends.

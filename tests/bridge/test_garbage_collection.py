@@ -13,8 +13,9 @@ from pynamodb.models import Model
 
 from bridge.garbage_collection import GarbageCollection
 from local.scripted_model import ScriptedModelServer
-from tests.bridge.bridge_harness import running_bridge
+from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge, seed_call, until
 from tests.bridge.test_realtime_faults import DEMO
+from tests.conftest import TwilioSigner
 from voiceline.models import Agent, Call, CallEvent
 
 
@@ -88,3 +89,28 @@ async def test_the_dynamodb_clients_are_built_before_the_start_up_heap_is_frozen
             assert not any(id(description) in in_collectors_sight for description in service_descriptions)
     finally:
         gc.unfreeze()
+
+
+async def test_a_finished_call_is_freed_when_it_ends_not_left_for_the_next_full_collection(
+        dynamodb: None, automatic_collection_off: None, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    """Held in a cycle, every call that ended waited for the scheduled collection, which then stopped every call
+    for as long as freeing them all took: 63 ms for the 100 calls of one bench run, landing in the next ramp."""
+    await asyncio.to_thread(seed_call, "CA801")
+    async with ScriptedModelServer(DEMO) as model_server, running_bridge(model_server.url, monkeypatch) as url:
+        from bridge.app import app
+
+        async with TwilioLeg.open(url, twilio_signer, "CA801") as leg:
+            listening = asyncio.create_task(leg.run_until_closed(timeout_s=30))
+            await leg.first_media.wait()
+            [session] = app.state.bridge.calls
+            assert session.link is not None
+            call_objects = [weakref.ref(held) for held in (session, session.link, session.link.memory,
+                                                            session.recorder, session.twilio)]
+            del session
+            await leg.hang_up()
+            await listening
+        assert (await ended_call("CA801")).end_reason == "caller_hung_up"
+        await until(lambda: not app.state.bridge.calls, what="the bridge letting go of the call")
+        await until(lambda: all(held() is None for held in call_objects), timeout_s=2,
+                    what="the call's objects freed by reference counting alone")
