@@ -1,8 +1,9 @@
 """One phone call: its Twilio media stream, its OpenAI Realtime session, and the relay between.
 
 A Twilio frame enters in `_twilio_pump` and is dispatched by `_TWILIO_HANDLERS`; agent audio
-leaves in `_on_audio_delta`; a barge-in is decided in `_on_speech_started`; the model's function
-calls are answered in `_answer_function_calls`, off the pumps.
+leaves in `_on_audio_delta`, through `_send_agent_audio`; a barge-in is decided in
+`_on_speech_started`; the model's function calls are answered in `_answer_function_calls`, off the
+pumps.
 """
 
 from __future__ import annotations
@@ -567,10 +568,8 @@ class CallSession:
         clip = FALLBACK_CLIPS[self.control.action]
         for start in range(0, len(clip), CLIP_CHUNK_BYTES):
             chunk = clip[start:start + CLIP_CHUNK_BYTES]
-            mark = self.playback.on_agent_audio(FALLBACK_ITEM, len(chunk))
-            self._heard_everything.clear()
-            await self._send_twilio(twilio.media_message(self.stream_sid, base64.b64encode(chunk).decode()))
-            await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
+            await self._send_agent_audio(FALLBACK_ITEM, base64.b64encode(chunk).decode(), len(chunk))
+        await self._mark_the_rest()
         await self._until_heard()
         if not await self._carry_out(self.control, reason, reason):
             await self._carry_out(CallControl("hang_up", reason), reason)
@@ -589,12 +588,23 @@ class CallSession:
             self._last_audio_response = response_id
             self._measure_first_audio(now)
         self._last_activity = now
-        mark = self.playback.on_agent_audio(item_id, base64_decoded_length(delta))
-        self._heard_everything.clear()
-        await self._send_twilio(twilio.media_message(self.stream_sid, delta))
-        await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
+        await self._send_agent_audio(item_id, delta, base64_decoded_length(delta))
         if first_of_response:  # not on every delta: the greeting's first is the one that counts
             self._start_marking()
+
+    async def _send_agent_audio(self, item_id: str, payload: str, audio_bytes: int) -> None:
+        """Agent audio to the phone, then a mark when one is due (see playback.MARK_EVERY_MS)."""
+        mark = self.playback.on_agent_audio(item_id, audio_bytes)
+        self._heard_everything.clear()
+        await self._send_twilio(twilio.media_message(self.stream_sid, payload))
+        if mark is not None:
+            await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
+
+    async def _mark_the_rest(self) -> None:
+        """The agent's audio paused: a mark after the last of it, so its echo says when all of it has played."""
+        mark = self.playback.mark_rest()
+        if mark is not None:
+            await self._send_twilio(twilio.mark_message(self.stream_sid, mark))
 
     def _measure_first_audio(self, now: float) -> None:
         if self.greeting_latency_ms is None:
@@ -633,6 +643,7 @@ class CallSession:
         self._response_idle.clear()
 
     async def _on_response_done(self, event: dict[str, Any]) -> None:
+        await self._mark_the_rest()
         self.response_active = False
         self._response_idle.set()
         async with self._responses_done:

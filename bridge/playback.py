@@ -6,6 +6,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 MULAW_BYTES_PER_MS = 8  # 8 kHz, one byte per sample
+# A mark follows the audio once this much has gone out unmarked, and at the end of each response's audio.
+# Each mark is a message out and its echo a message in: one per 100 ms delta made marks a seventh of the
+# bridge's messages. Between marks, a barge-in counts as heard only the audio up to the last echo, so the
+# model may be told the caller heard up to this much less than they did: it may repeat a word, and never
+# believes the caller heard what they did not.
+MARK_EVERY_MS = 200
 
 
 def base64_decoded_length(payload: str) -> int:
@@ -17,14 +23,16 @@ def base64_decoded_length(payload: str) -> int:
 class PlaybackTracker:
     """Follows the agent item being played: audio generated versus audio the phone has played.
 
-    Each agent delta is followed by a mark; Twilio echoes a mark once the audio before it has
-    played. After a `clear`, Twilio echoes the pending marks at once although that audio was never
-    heard, so `clear` forgets them and their late echoes match nothing.
+    A mark goes after every MARK_EVERY_MS of agent audio and after a response's last delta; Twilio
+    echoes a mark once the audio before it has played. After a `clear`, Twilio echoes the pending
+    marks at once although that audio was never heard, so `clear` forgets them and their late echoes
+    match nothing.
     """
 
     item_id: str | None = None
     generated_bytes: int = 0
     played_ms: int = 0
+    _marked_bytes: int = 0  # of generated_bytes, how many a mark sent so far follows
     _marks: deque[tuple[str, str, int]] = field(default_factory=deque)
     _next_mark: int = 0
 
@@ -34,16 +42,27 @@ class PlaybackTracker:
 
     @property
     def has_unplayed_audio(self) -> bool:
-        return bool(self._marks)
+        return bool(self._marks) or self.generated_bytes > self._marked_bytes
 
-    def on_agent_audio(self, item_id: str, audio_bytes: int) -> str:
-        """Account for a delta sent to Twilio; returns the mark name to send after it."""
+    def on_agent_audio(self, item_id: str, audio_bytes: int) -> str | None:
+        """Account for a delta sent to Twilio; returns the name of a mark to send after it, when one is due."""
         if item_id != self.item_id:
-            self.item_id, self.generated_bytes, self.played_ms = item_id, 0, 0
+            self.item_id, self.generated_bytes, self.played_ms, self._marked_bytes = item_id, 0, 0, 0
         self.generated_bytes += audio_bytes
+        if self.generated_bytes - self._marked_bytes < MARK_EVERY_MS * MULAW_BYTES_PER_MS:
+            return None
+        return self._mark()
+
+    def mark_rest(self) -> str | None:
+        """The agent's audio paused (its response is done): a mark for the audio sent since the last one, if any."""
+        return self._mark() if self.generated_bytes > self._marked_bytes else None
+
+    def _mark(self) -> str:
+        assert self.item_id is not None
+        self._marked_bytes = self.generated_bytes
         self._next_mark += 1
         name = f"m{self._next_mark}"
-        self._marks.append((name, item_id, self.generated_ms))
+        self._marks.append((name, self.item_id, self.generated_ms))
         return name
 
     def on_mark(self, name: str) -> bool:
@@ -57,9 +76,10 @@ class PlaybackTracker:
         return False
 
     def cut(self) -> tuple[str | None, int]:
-        """The caller barged in: forget pending marks; returns (item, ms actually heard).
+        """The caller barged in: forget pending marks and unmarked audio; returns (item, ms actually heard).
 
         OpenAI rejects an audio_end_ms beyond the audio it generated, so the cut is capped.
         """
         self._marks.clear()
+        self._marked_bytes = self.generated_bytes
         return self.item_id, min(self.played_ms, self.generated_ms)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,9 +18,11 @@ import pytest
 
 from bridge import call_session
 from bridge import realtime_protocol as realtime
+from bridge.playback import MARK_EVERY_MS, MULAW_BYTES_PER_MS
 from local.scripted_model import ScriptedModelServer, load_script
+from local.scripted_model.responses import CHUNK_MS
 from local.stack import DEMO_CONVERSATION, ROOT
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, seed_call
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, ended_call, running_bridge, seed_call, until
 from tests.conftest import TwilioSigner
 from voiceline import calls
 from voiceline.models import Agent, Call
@@ -97,6 +100,32 @@ async def test_truncating_on_barge_in_keeps_unheard_agent_audio_out_of_the_next_
     assert session.record.truncates == ([{"item_id": session.record.truncates[0]["item_id"], "audio_end_ms": 0,
                                           "generated_ms": len(SCRIPT.greeting.audio) // 8}] if truncate else [])
     assert 0 < caller_tokens < 60  # the caller's few seconds; with no truncate, the unheard greeting too
+
+
+async def test_agent_audio_is_marked_every_mark_interval_and_at_its_end_and_a_barge_in_cuts_at_the_last_echo(
+        dynamodb: None, scripted_model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
+        twilio_signer: TwilioSigner) -> None:
+    _seed("CA802", own_speech_as_text=False)
+    deltas = math.ceil(len(SCRIPT.greeting.audio) / (CHUNK_MS * MULAW_BYTES_PER_MS))
+    deltas_per_mark = MARK_EVERY_MS // CHUNK_MS
+    sent: list[str] = []
+
+    async def hear_the_first_mark_only() -> None:
+        await until(lambda: leg.marks_held == math.ceil(deltas / deltas_per_mark), what="the greeting's marks")
+        sent.extend(message["event"] for message in leg.received)
+        await leg.release_marks(1)
+
+    async with running_bridge(scripted_model.url, monkeypatch) as url, \
+            TwilioLeg.open(url, twilio_signer, "CA802", hold_marks=True) as leg:
+        await _speak_once(leg, scripted_model, hear_the_first_mark_only)
+    await ended_call("CA802")
+
+    # A mark after every second 100 ms delta, and one after the last: half the messages of a mark per delta.
+    expected = [event for delta in range(1, deltas + 1)
+                for event in ["media", *(["mark"] if delta % deltas_per_mark == 0 or delta == deltas else [])]]
+    assert sent == expected
+    [truncate] = scripted_model.sessions[0].record.truncates
+    assert truncate["audio_end_ms"] == MARK_EVERY_MS  # heard: up to the one mark echoed
 
 
 def _spoken(session: Any) -> list[Any]:
