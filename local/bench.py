@@ -371,7 +371,8 @@ def render(section: Section) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="measurements per function")
-    parser.add_argument("--load-calls", default="50,100,150", help="concurrent calls, one load run per count")
+    parser.add_argument("--load-calls", default="50,100,100,100,150",
+                        help="concurrent calls, one load run per count; a count named again runs again, pooled")
     parser.add_argument("--load-seconds", type=float, default=20.0, help="how long each load call talks")
     args = parser.parse_args(argv)
     if args.samples < 1:

@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 
 from local.load_bench import report
-from local.load_bench.run import LoadBench, arrivals
+from local.load_bench.run import LoadBench, LoadFigures, arrivals
 from local.load_bench.stamps import BYE, STAMP_BYTES, StampedAudio, read_stamp
 
 
@@ -31,6 +31,19 @@ def test_calls_arrive_at_random_at_the_given_rate_the_same_way_on_every_run() ->
     # Their phases within a 20 ms frame spread over all of it, instead of the 3 of calls exactly 1/30 s apart.
     phases = {int(at_s * 1000) % 20 for at_s in times}
     assert phases == set(range(20))
+
+
+def test_the_overheads_of_runs_at_the_same_count_are_pooled_for_their_tail() -> None:
+    runs = [LoadFigures(100, 20.0, greeting_overhead_us=[1000 * ms for ms in range(1, 101)],
+                        steady_turn_overhead_us=[2000]),
+            LoadFigures(100, 20.0, greeting_overhead_us=[1000 * ms for ms in range(101, 201)],
+                        steady_turn_overhead_us=[4000]),
+            LoadFigures(150, 20.0, greeting_overhead_us=[500])]  # ran once: its row says it all
+    [line] = report.pooled(runs)
+    assert line.startswith("100 calls, 2 runs pooled:")
+    assert "p50/p95/p99 100.0/190.0/198.0 (200 greetings)" in line  # nearest rank, of 1..200 ms
+    assert "(2 turns)" in line
+    assert line in report.note(runs, pinned=False)
 
 
 def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_path: Path) -> None:
