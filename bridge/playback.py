@@ -12,6 +12,7 @@ MULAW_BYTES_PER_MS = 8  # 8 kHz, one byte per sample
 # model may be told the caller heard up to this much less than they did: it may repeat a word, and never
 # believes the caller heard what they did not.
 MARK_EVERY_MS = 200
+MARK_EVERY_BYTES = MARK_EVERY_MS * MULAW_BYTES_PER_MS
 
 
 def base64_decoded_length(payload: str) -> int:
@@ -49,12 +50,12 @@ class PlaybackTracker:
         if item_id != self.item_id:
             self.item_id, self.generated_bytes, self.played_ms, self._marked_bytes = item_id, 0, 0, 0
         self.generated_bytes += audio_bytes
-        if self.generated_bytes - self._marked_bytes < MARK_EVERY_MS * MULAW_BYTES_PER_MS:
+        if self.generated_bytes - self._marked_bytes < MARK_EVERY_BYTES:
             return None
         return self._mark()
 
     def mark_rest(self) -> str | None:
-        """The agent's audio paused (its response is done): a mark for the audio sent since the last one, if any."""
+        """The agent's audio paused (a response done, a clip sent): a mark for the audio since the last one, if any."""
         return self._mark() if self.generated_bytes > self._marked_bytes else None
 
     def _mark(self) -> str:

@@ -1,13 +1,13 @@
 """PlaybackTracker: what the caller heard, from Twilio's mark echoes."""
 
-from bridge.playback import MARK_EVERY_MS, MULAW_BYTES_PER_MS, PlaybackTracker, base64_decoded_length
+from bridge.playback import MARK_EVERY_BYTES, MARK_EVERY_MS, PlaybackTracker, base64_decoded_length
 
 DELTA_BYTES = 800  # 100 ms of μ-law, the size of OpenAI's usual audio delta
 
 
 def test_a_mark_follows_every_mark_interval_of_audio_not_every_delta() -> None:
     tracker = PlaybackTracker()
-    deltas_per_mark = MARK_EVERY_MS * MULAW_BYTES_PER_MS // DELTA_BYTES
+    deltas_per_mark = MARK_EVERY_BYTES // DELTA_BYTES
     marks = [tracker.on_agent_audio("item_1", DELTA_BYTES) for _ in range(3 * deltas_per_mark)]
     named = [mark for mark in marks if mark is not None]
     assert len(named) == 3
