@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -45,6 +46,16 @@ def children(parent: int) -> dict[int, str]:
         except (OSError, ValueError):
             continue  # it ended while we looked
     return found
+
+
+def run_when_idle(pid: int) -> None:
+    """Schedule every thread of a process under SCHED_IDLE: it runs only on a core no other task wants.
+
+    A policy is per thread on Linux, and threads started later inherit their creator's.
+    """
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # the thread ended while we looked
+            os.sched_setscheduler(int(task.name), os.SCHED_IDLE, os.sched_param(0))
 
 
 def load_average() -> str:

@@ -36,8 +36,8 @@ def note(runs: list[LoadFigures], pinned: bool) -> str:
     cores = len(os.sched_getaffinity(0)) if not pinned else os.cpu_count()
     placement = "bridge pinned to one core, harness + model + stack on the other(s)" if pinned else "not pinned"
     lines = [
-        f"{cores} cores, {placement}; the stand-ins for DynamoDB, Lambda and Twilio's REST API niced, so that the "
-        "harness and the model come first; load average at each run's start: "
+        f"{cores} cores, {placement}; the stand-ins for DynamoDB, Lambda and Twilio's REST API under SCHED_IDLE, so "
+        "that they never delay the harness or the model; load average at each run's start: "
         + ", ".join(f"{run.calls} calls: {run.load_average}" for run in runs),
         "Relay latency: from the stamp written into each 20 ms caller frame (or 100 ms model delta) to its "
         "arrival at the other end, on the machine's monotonic clock; for audio sent while every call was up "

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from local.load_bench import report
+import pytest
+
+from local.load_bench import processes, report
 from local.load_bench.run import LoadBench, LoadFigures, arrivals
 from local.load_bench.stamps import BYE, STAMP_BYTES, StampedAudio, read_stamp
 
@@ -44,6 +49,31 @@ def test_the_overheads_of_runs_at_the_same_count_are_pooled_for_their_tail() -> 
     assert "p50/p95/p99 100.0/190.0/198.0 (200 greetings)" in line  # nearest rank, of 1..200 ms
     assert "(2 turns)" in line
     assert line in report.note(runs, pinned=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_a_stand_in_runs_every_thread_it_has_and_will_start_only_when_a_core_is_idle() -> None:
+    script = ("import sys, threading, time\n"
+              "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+              "print('up', flush=True); sys.stdin.readline()\n"
+              "late = threading.Thread(target=lambda: print(__import__('os').sched_getscheduler(0), flush=True))\n"
+              "late.start(); late.join()\n")
+    stand_in = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+    try:
+        assert stand_in.stdout.readline() == "up\n"
+        threads = [int(task.name) for task in Path(f"/proc/{stand_in.pid}/task").iterdir()]
+        assert len(threads) == 2
+
+        processes.run_when_idle(stand_in.pid)
+
+        assert {os.sched_getscheduler(thread) for thread in threads} == {os.SCHED_IDLE}
+        stand_in.stdin.write("\n")
+        stand_in.stdin.flush()
+        assert int(stand_in.stdout.readline()) == os.SCHED_IDLE  # a thread started later inherits it
+    finally:
+        stand_in.kill()
+        stand_in.wait()
 
 
 def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_path: Path) -> None:
