@@ -48,14 +48,23 @@ def children(parent: int) -> dict[int, str]:
     return found
 
 
-def run_when_idle(pid: int) -> None:
-    """Schedule every thread of a process under SCHED_IDLE: it runs only on a core no other task wants.
-
-    A policy is per thread on Linux, and threads started later inherit their creator's.
-    """
-    for task in Path(f"/proc/{pid}/task").iterdir():
+def pin(pid: int, cores: set[int]) -> None:
+    """Keep every thread of a process on these cores."""
+    for thread in _threads(pid):
         with contextlib.suppress(ProcessLookupError):  # the thread ended while we looked
-            os.sched_setscheduler(int(task.name), os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setaffinity(thread, cores)
+
+
+def run_when_idle(pid: int) -> None:
+    """Schedule every thread of a process under SCHED_IDLE: it runs only on a core no other task wants."""
+    for thread in _threads(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _threads(pid: int) -> list[int]:
+    """Affinity and policy are per thread on Linux; threads started later inherit their creator's."""
+    return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
 
 
 def load_average() -> str:

@@ -314,10 +314,8 @@ class LoadBench:
             return
         bridge_cores, other_cores = split
         self._own_cores = os.sched_getaffinity(0)
-        os.sched_setaffinity(self._bridge_pid, bridge_cores)
         for pid in stack_children:
-            if pid != self._bridge_pid:
-                os.sched_setaffinity(pid, other_cores)
+            processes.pin(pid, bridge_cores if pid == self._bridge_pid else other_cores)
         os.sched_setaffinity(0, other_cores)
 
     def _let_background_yield(self, stack_children: dict[int, str]) -> None:

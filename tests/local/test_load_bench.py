@@ -52,11 +52,13 @@ def test_the_overheads_of_runs_at_the_same_count_are_pooled_for_their_tail() -> 
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_a_stand_in_runs_every_thread_it_has_and_will_start_only_when_a_core_is_idle() -> None:
+def test_every_thread_a_process_has_and_will_start_is_pinned_and_runs_only_when_a_core_is_idle() -> None:
     script = ("import sys, threading, time\n"
               "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
               "print('up', flush=True); sys.stdin.readline()\n"
-              "late = threading.Thread(target=lambda: print(__import__('os').sched_getscheduler(0), flush=True))\n"
+              "os = __import__('os')\n"
+              "late = threading.Thread(target=lambda: print(os.sched_getscheduler(0), *os.sched_getaffinity(0), "
+              "flush=True))\n"
               "late.start(); late.join()\n")
     stand_in = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True)
@@ -65,12 +67,16 @@ def test_a_stand_in_runs_every_thread_it_has_and_will_start_only_when_a_core_is_
         threads = [int(task.name) for task in Path(f"/proc/{stand_in.pid}/task").iterdir()]
         assert len(threads) == 2
 
+        core = min(os.sched_getaffinity(0))
+        processes.pin(stand_in.pid, {core})
         processes.run_when_idle(stand_in.pid)
 
         assert {os.sched_getscheduler(thread) for thread in threads} == {os.SCHED_IDLE}
+        assert all(os.sched_getaffinity(thread) == {core} for thread in threads)
         stand_in.stdin.write("\n")
         stand_in.stdin.flush()
-        assert int(stand_in.stdout.readline()) == os.SCHED_IDLE  # a thread started later inherits it
+        policy, *cores = map(int, stand_in.stdout.readline().split())
+        assert (policy, cores) == (os.SCHED_IDLE, [core])  # a thread started later inherits both
     finally:
         stand_in.kill()
         stand_in.wait()
