@@ -81,12 +81,11 @@ cost-report: venv
 	$(PY) -m local.cost_report
 
 # Measured figures: cold starts, tool round trips, the admin API, and concurrent calls through the bridge
-# (about ten minutes). 100 calls run three times, their greeting and turn overheads pooled: one run's p99 is
-# its second-worst greeting. make bench LOAD_CALLS=50 LOAD_SECONDS=10 for a shorter load run.
-LOAD_CALLS ?= 50,100,100,100,150
-LOAD_SECONDS ?= 20
+# (seven to eight minutes). By default (local/bench.py) calls 50,100,100,100,150 for 20 s: 100 calls run three
+# times, their greeting and turn overheads pooled, since one run's p99 is its second-worst greeting.
+# make bench LOAD_CALLS=50 LOAD_SECONDS=10 for a shorter load run.
 bench: venv
-	$(PY) -m local.bench --load-calls "$(LOAD_CALLS)" --load-seconds "$(LOAD_SECONDS)"
+	$(PY) -m local.bench $(if $(LOAD_CALLS),--load-calls "$(LOAD_CALLS)") $(if $(LOAD_SECONDS),--load-seconds "$(LOAD_SECONDS)")
 
 # Memory over a bounded soak: SOAK_CALLS callers kept up for SOAK_MINUTES, each call SOAK_CALL_SECONDS long.
 SOAK_CALLS ?= 50

@@ -330,6 +330,7 @@ class LoadBench:
             if pid not in (self._bridge_pid, self._model_pid):
                 processes.run_when_idle(pid)
 
+
 def _reconnect_models() -> None:
     """The models' next request opens a client for the DynamoDB endpoint the environment now names."""
     from voiceline.models import ALL_MODELS
