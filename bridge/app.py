@@ -91,7 +91,10 @@ async def health() -> dict[str, Any] | JSONResponse:
     bridge: Bridge = app.state.bridge
     if bridge.drain.draining:  # the load balancer stops sending new streams here
         return JSONResponse({"status": "draining", "active_calls": len(bridge.calls)}, status_code=503)
-    return {"status": "ok", "active_calls": len(bridge.calls)}
+    pool = bridge.realtime_pool
+    # `missed` counts calls that found no pre-warmed connection since start: when it climbs, raise OPENAI_POOL_SIZE
+    return {"status": "ok", "active_calls": len(bridge.calls),
+            "realtime_pool": {"idle": pool.idle, "missed": pool.missed}}
 
 
 @app.get("/calls")

@@ -37,7 +37,8 @@ class RealtimePool:
     """Pre-warmed connections for each model in `openai_pool_models`; a call for another model connects itself."""
 
     def __init__(self, settings: BridgeSettings) -> None:
-        self._pools = {model: _ModelPool(settings, model) for model in settings.openai_pool_models}
+        sized = settings.openai_pool_size > 0  # with no pool, a call's own connect is no miss
+        self._pools = {model: _ModelPool(settings, model) for model in settings.openai_pool_models if sized}
 
     def start(self) -> None:
         for pool in self._pools.values():
@@ -55,6 +56,11 @@ class RealtimePool:
     @property
     def discarded(self) -> int:
         return sum(pool.discarded for pool in self._pools.values())
+
+    @property
+    def missed(self) -> int:
+        """Calls for a pooled model that found no idle connection and waited for a connect of their own."""
+        return sum(pool.missed for pool in self._pools.values())
 
     async def aclose(self) -> None:
         await asyncio.gather(*(pool.aclose() for pool in self._pools.values()))
@@ -77,14 +83,17 @@ class _ModelPool:
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self.discarded = 0
+        self.missed = 0
 
     def start(self) -> None:
-        if self.size > 0:
-            self._task = asyncio.create_task(self._keep_filled(), name=f"realtime-pool {self.model}")
+        self._task = asyncio.create_task(self._keep_filled(), name=f"realtime-pool {self.model}")
 
     def take(self) -> OpenConnection | None:
         self._discard_unusable()
         if not self.idle:
+            self.missed += 1
+            logger.warning("OpenAI pool empty; the call connects itself", model=self.model, pool_size=self.size,
+                           missed=self.missed)
             return None
         self._wanted.set()
         return self.idle.popleft()

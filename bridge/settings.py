@@ -37,7 +37,7 @@ class BridgeSettings:
     openai_restore_items: int = 40  # conversation items replayed into a new session; older ones are summarised
     # GA sessions end after 60 min: a call's session is renewed, while nobody speaks, before that.
     openai_session_recycle_s: float = 55 * 60.0
-    openai_pool_size: int = 2  # pre-warmed connections per model (bridge/realtime_pool.py); 0 turns the pool off
+    openai_pool_size: int = 4  # pre-warmed connections per model (bridge/realtime_pool.py); 0 turns the pool off
     openai_pool_models: tuple[str, ...] = ("gpt-realtime",)  # the first is the guess for an agent not yet read
     openai_pool_max_age_s: float = 5 * 60.0
     tool_failures_before_disabling: int = 3  # failures in a row that take a tool away for the rest of a call
@@ -73,7 +73,7 @@ class BridgeSettings:
             openai_reconnect_backoff_s=settings.number("OPENAI_RECONNECT_BACKOFF_S", 0.25),
             openai_restore_items=int(settings.number("OPENAI_RESTORE_ITEMS", 40)),
             openai_session_recycle_s=settings.number("OPENAI_SESSION_RECYCLE_S", 55 * 60.0),
-            openai_pool_size=int(settings.number("OPENAI_POOL_SIZE", 2)),
+            openai_pool_size=int(settings.number("OPENAI_POOL_SIZE", 4)),
             openai_pool_models=_models(settings.optional("OPENAI_POOL_MODELS", "gpt-realtime")),
             openai_pool_max_age_s=settings.number("OPENAI_POOL_MAX_AGE_S", 5 * 60.0),
             tool_failures_before_disabling=int(settings.number("TOOL_FAILURES_BEFORE_DISABLING", 3)),

@@ -11,7 +11,7 @@ COLUMNS = ("calls", "caller→model ms p50/p99/max", "model→caller ms p50/p99/
            "whole-call p99 ms c→m/m→c", "lost c→m", "lost m→c",
            "bridge CPU %", "bridge CPU µs/frame", "bridge RSS MiB", "KiB/call", "harness CPU %", "model CPU %",
            "greeting overhead ms p50/p99", "less DynamoDB reads ms p50/p99",
-           "turn overhead ms p50/p99 (whole-call p99)")
+           "turn overhead ms p50/p99 (whole-call p99)", "pool misses")
 
 
 def _ms(values: list[int], *fractions: float) -> str:
@@ -29,7 +29,8 @@ def row(figures: LoadFigures) -> tuple[object, ...]:
             f"{figures.bridge_rss_bytes / 2**20:.0f}",
             f"{figures.rss_per_call_bytes / 1024:.0f}", f"{figures.harness_cpu:.0f}", f"{figures.model_cpu:.0f}",
             _ms(figures.greeting_overhead_us, 0.5, 0.99), _ms(figures.greeting_less_reads_us, 0.5, 0.99),
-            f"{_ms(figures.steady_turn_overhead_us, 0.5, 0.99)} ({_ms(figures.turn_overhead_us, 0.99)})")
+            f"{_ms(figures.steady_turn_overhead_us, 0.5, 0.99)} ({_ms(figures.turn_overhead_us, 0.99)})",
+            "-" if figures.pool_misses is None else figures.pool_misses)
 
 
 def note(runs: list[LoadFigures], pinned: bool) -> str:
@@ -55,6 +56,8 @@ def note(runs: list[LoadFigures], pinned: bool) -> str:
         "the bridge's own timing of its agent and call reads (setup_reads_ms on the Call), which here wait on moto "
         "on the harness's core. Turn overhead is for turns ending in the steady window, and for all turns in "
         "brackets.",
+        "Pool misses: calls that found the bridge's pool of pre-warmed model connections empty (a burst of "
+        "arrivals faster than the refill) and connected at `start`, their greeting waiting for it.",
     ]
     lines += pooled(runs)
     lines += [f"  {error}" for run in runs for error in run.errors[:5]]

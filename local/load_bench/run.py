@@ -18,6 +18,7 @@ import random
 import secrets
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ class LoadFigures(RelayCounts):
     bridge_rss_bytes: int = 0
     bridge_rss_idle_bytes: int = 0
     load_average: str = ""
+    pool_misses: int | None = None  # calls that found the bridge's pool of model connections empty (None: no pool)
 
     def count_callers(self, results: list[CallResult]) -> None:
         super().count_callers(results)
@@ -215,12 +217,19 @@ class LoadBench:
                        os.environ["TWILIO_AUTH_TOKEN"], os.environ["STREAM_TOKEN_KEY"].encode(), first, calls)
         figures = LoadFigures(calls, seconds, bridge_rss_idle_bytes=self._bridge_idle_rss,
                               load_average=processes.load_average())
+        missed_before = None if self._bare else self._pool_missed()
         results = run_fast(self._place(dials, seconds, figures))
         figures.count_callers(results)
         figures.count_model_sessions(self._model_sessions(range(first, first + calls)), calls)
-        if not self._bare:  # the bare relay reads and finalises no Call
+        if missed_before is not None:  # the bare relay reads and finalises no Call, and keeps no pool
             figures.count_setup_reads(results, _setup_reads_ms([result.call_sid for result in results]))
+            figures.pool_misses = self._pool_missed() - missed_before
         return figures
+
+    def _pool_missed(self) -> int:
+        """The bridge's count, since it started, of calls that found no pre-warmed model connection."""
+        with urllib.request.urlopen(f"{self._stack.bridge_url}/health", timeout=5) as response:
+            return int(json.load(response)["realtime_pool"]["missed"])
 
     async def _place(self, dials: list[tuple[int, Dial]], seconds: float, figures: LoadFigures) -> list[CallResult]:
         loop = asyncio.get_running_loop()

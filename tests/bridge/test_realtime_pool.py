@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from bridge.realtime_pool import RealtimePool, close_socket
@@ -91,6 +92,32 @@ async def test_after_a_burst_takes_every_pooled_connection_they_are_all_reopened
 
     first_refill, second_refill = plan.connects[2:4]
     assert second_refill - first_refill < 0.15  # together: one after the other, they would be 0.3 s apart
+
+
+async def test_a_call_that_finds_the_pool_empty_is_counted_as_a_miss_and_health_shows_it(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = FaultPlan()
+    plan.handshake_delay_s = 0.3  # the refill cannot finish before the third call of the burst
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch) as url:
+        await until(lambda: pool().idle == 2)
+        taken = [pool().take("gpt-realtime") for _ in range(3)]  # three calls at once against a pool of two
+        assert pool().take("gpt-realtime-mini") is None  # a model the pool does not keep: no miss
+        async with httpx.AsyncClient(timeout=5) as http:
+            health = (await http.get(url.replace("ws://", "http://").replace("/media-stream", "/health"))).json()
+        for connection in taken[:2]:
+            assert connection is not None
+            await close_socket(connection.socket)
+
+    assert taken[2] is None
+    assert health["realtime_pool"]["missed"] == 1
+
+
+def test_with_no_pool_a_call_connecting_itself_is_no_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_POOL_SIZE", "0")
+    no_pool = RealtimePool(BridgeSettings.from_env())
+
+    assert no_pool.take("gpt-realtime") is None and no_pool.missed == 0
 
 
 async def test_each_pooled_model_is_kept_warm_and_an_agent_on_the_second_gets_a_connection_of_its_own_model(

@@ -99,6 +99,7 @@ def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_pa
     assert all(0 <= less <= whole for less, whole in
                zip(figures.greeting_less_reads_us, figures.greeting_overhead_us, strict=True))
     assert figures.bridge_cpu > 0 and figures.bridge_rss_bytes > 0
+    assert figures.pool_misses is not None and 0 <= figures.pool_misses <= 3
     assert len(report.row(figures)) == len(report.COLUMNS)
 
 
@@ -123,5 +124,6 @@ def test_three_calls_through_the_bare_relay_lose_nothing_and_read_no_call(tmp_pa
     assert figures.frames_sent > 3 * 100 and (figures.caller_frames_lost, figures.agent_deltas_lost) == (0, 0)
     assert len(figures.greeting_overhead_us) == 3
     assert figures.greeting_less_reads_us == []  # it reads no agent and no Call
+    assert figures.pool_misses is None  # and keeps no pool
     assert figures.bridge_cpu > 0
     assert "Traceback" not in log
