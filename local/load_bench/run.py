@@ -217,11 +217,11 @@ class LoadBench:
                        os.environ["TWILIO_AUTH_TOKEN"], os.environ["STREAM_TOKEN_KEY"].encode(), first, calls)
         figures = LoadFigures(calls, seconds, bridge_rss_idle_bytes=self._bridge_idle_rss,
                               load_average=processes.load_average())
-        missed_before = None if self._bare else self._pool_missed()
+        missed_before = 0 if self._bare else self._pool_missed()
         results = run_fast(self._place(dials, seconds, figures))
         figures.count_callers(results)
         figures.count_model_sessions(self._model_sessions(range(first, first + calls)), calls)
-        if missed_before is not None:  # the bare relay reads and finalises no Call, and keeps no pool
+        if not self._bare:  # the bare relay reads and finalises no Call, and keeps no pool
             figures.count_setup_reads(results, _setup_reads_ms([result.call_sid for result in results]))
             figures.pool_misses = self._pool_missed() - missed_before
         return figures

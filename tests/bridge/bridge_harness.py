@@ -45,6 +45,11 @@ async def running_bridge(openai_url: str, monkeypatch: pytest.MonkeyPatch) -> As
         yield base_url.replace("http://", "ws://") + "/media-stream"
 
 
+def health_url(media_url: str) -> str:
+    """The same bridge's `GET /health`, from the media-stream URL that `running_bridge` yields."""
+    return media_url.replace("ws://", "http://").replace("/media-stream", "/health")
+
+
 def seed_call(call_sid: str, **agent_fields: Any) -> None:
     """The agent (Ava at Acme, any field overridden) and a ringing Call from CALLER, as the webhook leaves them."""
     fields = {"tenant_id": TENANT, "name": "Ava", "business_name": "Acme", "instructions": "Help {caller_number}",

@@ -22,7 +22,7 @@ import pytest
 from moto import mock_aws
 
 from local.dynamo import create_tables
-from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, running_bridge
+from tests.bridge.bridge_harness import AGENT, TENANT, TwilioLeg, health_url, running_bridge
 from tests.conftest import TwilioSigner
 from voiceline import calls, stream_token
 from voiceline.models import ALL_MODELS, Agent
@@ -38,7 +38,7 @@ class FuzzWorld:
     def __init__(self, loop: asyncio.AbstractEventLoop, media_url: str, signer: TwilioSigner) -> None:
         self.loop = loop
         self.media_url = media_url
-        self.health_url = media_url.replace("ws://", "http://").replace("/media-stream", "/health")
+        self.health_url = health_url(media_url)
         self.signer = signer
         self.healthy: TwilioLeg | None = None
         self._healthy_listening: asyncio.Task[int | None] | None = None

@@ -13,7 +13,7 @@ from pynamodb.models import Model
 
 from bridge.garbage_collection import GarbageCollection
 from local.scripted_model import ScriptedModelServer
-from tests.bridge.bridge_harness import TwilioLeg, ended_call, running_bridge, seed_call, until
+from tests.bridge.bridge_harness import TwilioLeg, ended_call, health_url, running_bridge, seed_call, until
 from tests.bridge.test_realtime_faults import DEMO
 from tests.conftest import TwilioSigner
 from voiceline.models import Agent, Call, CallEvent
@@ -80,8 +80,7 @@ async def test_the_dynamodb_clients_are_built_before_the_start_up_heap_is_frozen
     try:
         async with ScriptedModelServer(DEMO) as model_server, running_bridge(model_server.url, monkeypatch) as url:
             async with httpx.AsyncClient(timeout=5) as http:  # answered once the bridge has started
-                health_url = url.replace("ws://", "http://").replace("/media-stream", "/health")
-                assert (await http.get(health_url)).status_code == 200
+                assert (await http.get(health_url(url))).status_code == 200
             clients = [model._get_connection().connection._client for model in models]
             assert all(client is not None for client in clients)
             service_descriptions = [client.meta.service_model._service_description for client in clients]

@@ -12,7 +12,7 @@ from bridge.realtime_pool import RealtimePool, close_socket
 from bridge.settings import BridgeSettings
 from local.scripted_model import ScriptedModelServer
 from local.scripted_model.faults import FaultPlan, SessionFault
-from tests.bridge.bridge_harness import AGENT, TwilioLeg, ended_call, running_bridge, until
+from tests.bridge.bridge_harness import AGENT, TwilioLeg, ended_call, health_url, running_bridge, until
 from tests.bridge.test_realtime_faults import DEMO, first_event, seed
 from tests.conftest import TwilioSigner
 from voiceline.models import Agent
@@ -103,7 +103,7 @@ async def test_a_call_that_finds_the_pool_empty_is_counted_as_a_miss_and_health_
         taken = [pool().take("gpt-realtime") for _ in range(3)]  # three calls at once against a pool of two
         assert pool().take("gpt-realtime-mini") is None  # a model the pool does not keep: no miss
         async with httpx.AsyncClient(timeout=5) as http:
-            health = (await http.get(url.replace("ws://", "http://").replace("/media-stream", "/health"))).json()
+            health = (await http.get(health_url(url))).json()
         for connection in taken[:2]:
             assert connection is not None
             await close_socket(connection.socket)

@@ -99,7 +99,7 @@ def test_three_calls_through_the_bridge_lose_nothing_and_report_latencies(tmp_pa
     assert all(0 <= less <= whole for less, whole in
                zip(figures.greeting_less_reads_us, figures.greeting_overhead_us, strict=True))
     assert figures.bridge_cpu > 0 and figures.bridge_rss_bytes > 0
-    assert figures.pool_misses is not None and 0 <= figures.pool_misses <= 3
+    assert figures.pool_misses == 0  # the default pool of four outnumbers three calls, refilled between them
     assert len(report.row(figures)) == len(report.COLUMNS)
 
 
