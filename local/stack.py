@@ -27,6 +27,7 @@ from local.environment import (
     TWILIO_REST_PORT,
     local_environment,
 )
+from local.scripted_model.conversation import Script, load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONVERSATION = ROOT / "local" / "conversations" / "demo.json"
@@ -72,6 +73,8 @@ class LocalStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     bridge_module: str = "bridge"  # what serves the bridge's port: the load bench's floor swaps in a bare relay
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The conversation as the scripted model loaded it: its dates stay those of the stack's start, past midnight too
+    script: Script | None = None
 
     @property
     def uses_scripted_model(self) -> bool:
@@ -126,8 +129,10 @@ class LocalStack:
             subprocess.run([python, "-m", "local.seed"], env=self.environment(), check=True, cwd=ROOT,
                            capture_output=True, timeout=60)
             if self.uses_scripted_model:
+                self.script = load_script(self.conversation)
                 self._spawn("model", [python, "-m", "local.scripted_model", "--host", "127.0.0.1",
-                                      "--port", str(self.ports.model), "--conversation", str(self.conversation)])
+                                      "--port", str(self.ports.model), "--conversation", str(self.conversation),
+                                      "--today", self.script.day.isoformat()])
                 self._spawn("text_model", [python, "-m", "local.scripted_text_model", "--port",
                                            str(self.ports.text_model)])
             self._spawn("gateway", [python, "-m", "local.gateway", "--port", str(self.ports.gateway)])

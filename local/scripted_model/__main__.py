@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from datetime import date
 from pathlib import Path
 
 from local.environment import MODEL_PORT
@@ -28,6 +29,8 @@ def main() -> None:
                         default=int(os.environ.get("SCRIPTED_MODEL_CONTEXT_WINDOW", CONTEXT_WINDOW_TOKENS)),
                         help="input tokens the modelled context holds before old items drop out "
                              "(default $SCRIPTED_MODEL_CONTEXT_WINDOW or %(default)s; see usage.py)")
+    parser.add_argument("--today", type=date.fromisoformat,
+                        help="the day the script's date placeholders count from (default: today in its time zone)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per health check is noise
@@ -36,7 +39,7 @@ def main() -> None:
         if load_stats:
             run_fast(serve_load(args.host, args.port, Path(load_stats)))
         else:
-            asyncio.run(serve(args.host, args.port, args.conversation, args.context_window))
+            asyncio.run(serve(args.host, args.port, args.conversation, args.context_window, args.today))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class Turn:
 class Script:
     greeting: Line
     turns: tuple[Turn, ...]
+    day: date  # what the date placeholders were filled in from ({today})
 
 
 def date_placeholders(today: date) -> dict[str, str]:
@@ -112,7 +113,8 @@ def load_script(path: Path, audio_dir: Path = AUDIO_DIR, *, today: date | None =
     data = json.loads(path.read_text())
     try:
         zone = _time_zone(data.get("timezone", DEFAULT_TIMEZONE))
-        placeholders = date_placeholders(today if today is not None else datetime.now(zone).date())
+        day = today if today is not None else datetime.now(zone).date()
+        placeholders = date_placeholders(day)
         turns = tuple(
             Turn(_line(turn["caller"], audio_dir, placeholders), _line(turn["agent"], audio_dir, placeholders),
                  turn.get("interrupt_after_ms"))
@@ -121,7 +123,7 @@ def load_script(path: Path, audio_dir: Path = AUDIO_DIR, *, today: date | None =
         greeting = _line(data["greeting"], audio_dir, placeholders)
     except ValueError as problem:
         raise ValueError(f"{path}: {problem}") from None
-    return Script(greeting, turns)
+    return Script(greeting, turns, day)
 
 
 class ScriptCursor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import date
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
@@ -119,7 +120,8 @@ class ScriptedModelServer:
 
 
 async def serve(host: str, port: int, conversation_path: Path,
-                context_window: int = CONTEXT_WINDOW_TOKENS) -> None:
+                context_window: int = CONTEXT_WINDOW_TOKENS, today: date | None = None) -> None:
     """Run the scripted model until cancelled (the CLI's entry point)."""
-    async with ScriptedModelServer(load_script(conversation_path), host, port, context_window=context_window):
+    script = load_script(conversation_path, today=today)
+    async with ScriptedModelServer(script, host, port, context_window=context_window):
         await asyncio.Future()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +80,12 @@ def test_timezone_defaults_to_utc(tmp_path: Path) -> None:
     utc_day = booked(load_script(path, tmp_path))["day"]
     explicit = booked(load_script(conversation_file(tmp_path, {"day": "{today}"}, timezone="UTC"), tmp_path))["day"]
     assert utc_day == explicit
+
+
+def test_a_script_keeps_the_day_its_dates_count_from_so_a_later_load_can_match_it(tmp_path: Path) -> None:
+    """The local stack loads the script, then starts the model with its day: past midnight, both still agree."""
+    path = conversation_file(tmp_path, {"day": "{today}"}, timezone="Pacific/Kiritimati")
+    script = load_script(path, tmp_path)
+    assert booked(script)["day"] == script.day.isoformat()
+    assert load_script(path, tmp_path, today=script.day + timedelta(days=1)).day == script.day + timedelta(days=1)
+    assert load_script(path, tmp_path, today=script.day) == script

@@ -13,7 +13,6 @@ import pytest
 
 from local.call_records import CallRecords
 from local.call_simulator import CallConfig
-from local.scripted_model import load_script
 from local.seed import DEMO_CUSTOMER_NUMBER, DEMO_NUMBER, DEMO_TENANT
 from local.stack import ROOT, LocalStack, StackPorts
 
@@ -58,7 +57,8 @@ async def finalised(records: CallRecords, call_sid: str, timeout_s: float = 15) 
 def free_demo_slot(stack: LocalStack) -> str:
     """Free the slot the demo conversation books and return its start: every demo call in a session books it, so a
     test that needs the booking to succeed must not depend on running first."""
-    [slot_start] = [json.loads(call.arguments)["slot_start"] for turn in load_script(stack.conversation).turns
+    assert stack.script is not None
+    [slot_start] = [json.loads(call.arguments)["slot_start"] for turn in stack.script.turns
                     for call in turn.agent.tool_calls if call.name == "book_appointment"]
     client = boto3.client("dynamodb", endpoint_url=stack.dynamodb_url, region_name="us-east-1",
                           aws_access_key_id="local", aws_secret_access_key="local")

@@ -14,7 +14,6 @@ from websockets.exceptions import ConnectionClosed
 
 from local.call_records import CallRecords
 from local.call_simulator import CallReport, place_call
-from local.scripted_model import load_script
 from local.seed import DEMO_AGENT, DEMO_NUMBER
 from local.stack import LocalStack
 from tests.conftest import TwilioSigner
@@ -41,7 +40,8 @@ async def test_simulated_call_is_heard_both_ways_and_recorded(
     report = await place_call(call_config(stack, wav_dir))
     record = await finalised(records, report.call_sid)
     [session] = model_sessions.opened_since(before)
-    script = load_script(stack.conversation)
+    script = stack.script
+    assert script is not None
 
     _assert_heard_both_ways(report, session)
     assert session["session"]["audio"]["input"]["format"]["type"] == "audio/pcmu"
