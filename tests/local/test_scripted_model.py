@@ -42,9 +42,10 @@ class ModelClient:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, model: ScriptedModelServer) -> AsyncIterator[ModelClient]:
-        """A new session, past its `session.created`."""
-        async with connect(f"{model.url}?model=gpt-realtime",
+    async def open(cls, model: ScriptedModelServer | str) -> AsyncIterator[ModelClient]:
+        """A new session, past its `session.created`, on a server in this process or at a URL."""
+        url = model if isinstance(model, str) else model.url
+        async with connect(f"{url}?model=gpt-realtime",
                            additional_headers={"Authorization": "Bearer sk-local"}) as websocket:
             session_client = cls(websocket)
             session_client.created = await session_client.next_event()

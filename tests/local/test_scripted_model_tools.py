@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +16,9 @@ import pytest
 from local.scripted_model import ScriptedModelServer, load_script
 from local.scripted_model.conversation import Script
 from local.scripted_model.function_calls import ARGUMENT_CHUNK
-from tests.local.test_scripted_model import ModelClient, audio_of, of_type, sessions_report
+from local.scripted_model.server import REALTIME_PATH
+from local.stack import free_port
+from tests.local.test_scripted_model import ROOT, ModelClient, audio_of, of_type, sessions_report
 
 SATURDAY = date(2026, 11, 21)
 AVAILABILITY_ARGUMENTS = {"service": "tap repair", "date": "{next_business_day}", "duration_minutes": 60}
@@ -35,8 +41,8 @@ TURN_AUDIO = b"\xff" * 1600  # 200 ms of μ-law silence: enough to commit by han
 
 
 @pytest.fixture(scope="module")
-def script(tmp_path_factory: pytest.TempPathFactory) -> Script:
-    """One caller turn whose answer needs two parallel calls; the dates are fixed by loading on a Saturday."""
+def conversation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One caller turn whose answer needs two parallel calls."""
     directory = tmp_path_factory.mktemp("tool_conversation")
     for clip in ("greeting.ulaw", "caller_1.ulaw"):
         (directory / clip).write_bytes(b"\x7f" * 160)
@@ -53,7 +59,13 @@ def script(tmp_path_factory: pytest.TempPathFactory) -> Script:
     }
     path = directory / "conversation.json"
     path.write_text(json.dumps(conversation))
-    return load_script(path, directory, today=SATURDAY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def script(conversation: Path) -> Script:
+    """The conversation with its dates fixed by loading it on a Saturday."""
+    return load_script(conversation, conversation.parent, today=SATURDAY)
 
 
 @pytest.fixture
@@ -95,6 +107,44 @@ async def send_output(client: ModelClient, call_id: str, output: Any) -> dict[st
 
 def calls_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [item for item in events[-1]["response"]["output"] if item["type"] == "function_call"]
+
+
+async def until_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Wait for the model process to accept connections; fail at once with its output if it exits."""
+    for _ in range(200):
+        assert process.poll() is None, process.communicate()[1].decode(errors="replace")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+    raise TimeoutError(f"the scripted model never listened on {port}")
+
+
+async def test_the_command_line_today_sets_the_day_the_dates_count_from(conversation: Path, tmp_path: Path) -> None:
+    """`--today`, as the local stack passes it: a model started as if on a Saturday books the Monday after,
+    whatever the date is now."""
+    # The command line reads clips from local/audio: the same conversation, spoken with the demo's clips.
+    spoken = json.loads(conversation.read_text())
+    spoken["greeting"]["audio"] = "greeting.ulaw"
+    spoken["turns"][0]["caller"]["audio"] = "demo_caller_1.ulaw"
+    spoken["turns"][0]["agent"]["audio"] = "demo_agent_1.ulaw"
+    (tmp_path / "conversation.json").write_text(json.dumps(spoken))
+    port = free_port()
+    command = [sys.executable, "-m", "local.scripted_model", "--port", str(port),
+               "--conversation", str(tmp_path / "conversation.json"), "--today", SATURDAY.isoformat()]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+        try:
+            await until_listening(process, port)
+            async with ModelClient.open(f"ws://127.0.0.1:{port}{REALTIME_PATH}") as client:
+                await start_session(client, list(TOOLS.values()))
+                [availability, _] = calls_in(await caller_asks(client))
+        finally:
+            process.terminate()
+            process.communicate(timeout=10)
+    assert json.loads(availability["arguments"])["date"] == "2026-11-23"
 
 
 async def test_function_call_arguments_stream_in_deltas_that_join_to_the_done_arguments(
