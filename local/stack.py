@@ -124,7 +124,8 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         try:
-            self._spawn("dynamodb", [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.dynamodb)])
+            self._spawn("dynamodb", [python, "-m", "local.moto_server", "-H", "127.0.0.1",
+                                     "-p", str(self.ports.dynamodb)])
             self._wait_ready("dynamodb", f"{self.dynamodb_url}/moto-api/")
             subprocess.run([python, "-m", "local.seed"], env=self.environment(), check=True, cwd=ROOT,
                            capture_output=True, timeout=60)
