@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from pynamodb.constants import NONE
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from voiceline import pricing
 from voiceline.models import Call, CallEvent
@@ -50,6 +53,12 @@ def create_call(call_sid: str, tenant_id: str, agent_id: str, from_number: str, 
     return call
 
 
+def _update_call(call_sid: str, actions: list[Action], condition: Condition | None = None) -> None:
+    """UpdateItem without the item back. `Model.update` always asks for ALL_NEW and parses it, and none of
+    these writers reads it: on the bridge, whose core relays the audio, that is 0.2-0.3 ms of CPU a write."""
+    Call._get_connection().update_item(call_sid, actions=actions, condition=condition, return_values=NONE)
+
+
 def end_unstreamed_call(call_sid: str, end_reason: str) -> None:
     """Finish a call the voice webhook answered itself (an answering machine), since no bridge ever will.
 
@@ -57,9 +66,8 @@ def end_unstreamed_call(call_sid: str, end_reason: str) -> None:
     """
     ended = utcnow()
     cost = pricing.call_cost(pricing.CallFacts(model="", direction="outbound", duration_s=0, usage={}, amd=True))
-    Call(call_sid).update(actions=[Call.status.set("ended"), Call.end_reason.set(end_reason),
-                                   Call.ended_at.set(ended), Call.duration_s.set(0), Call.cost.set(cost)],
-                          condition=Call.call_sid.exists())
+    _update_call(call_sid, [Call.status.set("ended"), Call.end_reason.set(end_reason), Call.ended_at.set(ended),
+                            Call.duration_s.set(0), Call.cost.set(cost)], Call.call_sid.exists())
 
 
 def record_twilio_status(call_sid: str, status: str, duration_s: int | None) -> bool:
@@ -74,7 +82,7 @@ def record_twilio_status(call_sid: str, status: str, duration_s: int | None) -> 
     condition = Call.call_sid.exists() & (
         Call.twilio_status_rank.does_not_exist() | (Call.twilio_status_rank <= rank))
     try:
-        Call(call_sid).update(actions=actions, condition=condition)
+        _update_call(call_sid, actions, condition)
     except UpdateError as error:
         if condition_failed(error):
             return False
@@ -83,9 +91,8 @@ def record_twilio_status(call_sid: str, status: str, duration_s: int | None) -> 
 
 
 def mark_stream_started(call_sid: str, stream_sid: str, started_at: datetime) -> None:
-    Call(call_sid).update(actions=[Call.status.set("in_progress"), Call.stream_sid.set(stream_sid),
-                                   Call.stream_started_at.set(started_at)],
-                          condition=Call.call_sid.exists())
+    _update_call(call_sid, [Call.status.set("in_progress"), Call.stream_sid.set(stream_sid),
+                            Call.stream_started_at.set(started_at)], Call.call_sid.exists())
 
 
 class ToolOutcome(NamedTuple):
@@ -155,7 +162,7 @@ def finalise_call(call_sid: str, outcome: CallOutcome) -> None:
     if latencies:
         actions.append(Call.turn_latency_p50_ms.set(percentile(latencies, 0.50)))
         actions.append(Call.turn_latency_p95_ms.set(percentile(latencies, 0.95)))
-    Call(call_sid).update(actions=actions, condition=Call.call_sid.exists())
+    _update_call(call_sid, actions, Call.call_sid.exists())
 
 
 @dataclass
