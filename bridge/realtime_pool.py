@@ -107,26 +107,43 @@ class _ModelPool:
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _keep_filled(self) -> None:
+        """Open a replacement the moment one is missing, each on its own: a connection taken while others
+        are connecting is not kept waiting for them. After a failed open, wait before opening more."""
         backoff = REFILL_BACKOFF_S[0]
-        while True:
-            self._discard_unusable()
-            while (missing := self.size - len(self.idle)) > 0:
-                # All at once: after a burst of calls took several, the pool is whole again in one connect's time.
-                opened = await asyncio.gather(*(open_connection(self.settings, self.model) for _ in range(missing)),
-                                              return_exceptions=True)
-                self.idle.extend(item for item in opened if isinstance(item, OpenConnection))
-                errors = [item for item in opened if not isinstance(item, OpenConnection)]
-                if not errors:
+        opening: set[asyncio.Task[OpenConnection]] = set()
+        try:
+            while True:
+                self._discard_unusable()
+                for _ in range(self.size - len(self.idle) - len(opening)):
+                    opening.add(asyncio.create_task(open_connection(self.settings, self.model)))
+                self._wanted.clear()
+                oldest = self.idle[0].opened_at if self.idle else time.monotonic()
+                done = await self._next_change(opening, max(0.0, oldest + self.max_age_s - time.monotonic()))
+                opening -= done
+                errors = [task.exception() for task in done if task.exception() is not None]
+                self.idle.extend(task.result() for task in done if task.exception() is None)
+                if len(errors) < len(done):
                     backoff = REFILL_BACKOFF_S[0]
-                    continue
-                logger.warning("OpenAI connect failed", pooled=True, model=self.model, error=repr(errors[0]),
-                               failed=len(errors), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, REFILL_BACKOFF_S[1])
-            oldest = self.idle[0].opened_at if self.idle else time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), max(0.0, oldest + self.max_age_s - time.monotonic()))
-            self._wanted.clear()
+                if errors:
+                    logger.warning("OpenAI connect failed", pooled=True, model=self.model, error=repr(errors[0]),
+                                   failed=len(errors), retry_in_s=backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, REFILL_BACKOFF_S[1])
+        finally:
+            for task in opening:
+                task.cancel()
+            opened = await asyncio.gather(*opening, return_exceptions=True)
+            await asyncio.gather(*(close_socket(item.socket) for item in opened if isinstance(item, OpenConnection)))
+
+    async def _next_change(self, opening: set[asyncio.Task[OpenConnection]],
+                           timeout_s: float) -> set[asyncio.Task[OpenConnection]]:
+        """Wait for a connect to finish, a call to take a connection, or the oldest to come due; the connects done."""
+        wanted = asyncio.create_task(self._wanted.wait())
+        try:
+            done, _ = await asyncio.wait({*opening, wanted}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wanted.cancel()
+        return done - {wanted}
 
     def _discard_unusable(self) -> None:
         """Drop closed connections and those due for replacement; their close runs in the background."""

@@ -94,6 +94,25 @@ async def test_after_a_burst_takes_every_pooled_connection_they_are_all_reopened
     assert second_refill - first_refill < 0.15  # together: one after the other, they would be 0.3 s apart
 
 
+async def test_a_connection_taken_while_another_is_reopening_is_replaced_at_once_not_after_it(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = FaultPlan()
+    plan.handshake_delay_s = 0.3
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch):
+        await until(lambda: pool().idle == 2)
+        taken = [pool().take("gpt-realtime")]
+        await until(lambda: len(plan.connects) == 3)  # its replacement is connecting
+        await asyncio.sleep(0.1)
+        taken.append(pool().take("gpt-realtime"))
+        await until(lambda: pool().idle == 2, what="the pool whole again")
+        for connection in taken:
+            assert connection is not None
+            await close_socket(connection.socket)
+
+    first_refill, second_refill = plan.connects[2:4]
+    assert second_refill - first_refill < 0.25  # waiting for the first to finish, it would be 0.3 s or more
+
+
 async def test_a_call_that_finds_the_pool_empty_is_counted_as_a_miss_and_health_shows_it(
         dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = FaultPlan()
