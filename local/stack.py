@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -198,15 +199,22 @@ class LocalStack:
         raise TimeoutError(f"{name} not ready at {url} after {READY_TIMEOUT_S}s:\n{self.log(name)[-3000:]}")
 
     def _wait_listening(self, name: str, port: int) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            self._check_alive(name)
-            with socket.socket() as probe:
-                probe.settimeout(1.0)
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"{name} not listening on {port} after {READY_TIMEOUT_S}s:\n{self.log(name)[-3000:]}")
+        wait_listening(self._processes[name], port, name, lambda: self.log(name)[-3000:])
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, name: str,
+                   log: Callable[[], str] = lambda: "") -> None:
+    """Until `process` accepts connections on `port`; fails at once, with its log, should it exit first."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited during start-up:\n{log()}")
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)  # start-up probe: nothing to wait on but the port itself
+    raise TimeoutError(f"{name} not listening on {port} after {READY_TIMEOUT_S}s:\n{log()}")
 
 
 def main() -> None:

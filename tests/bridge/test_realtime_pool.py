@@ -102,8 +102,9 @@ async def test_a_connection_taken_while_another_is_reopening_is_replaced_at_once
         await until(lambda: pool().idle == 2)
         taken = [pool().take("gpt-realtime")]
         await until(lambda: len(plan.connects) == 3)  # its replacement is connecting
-        await asyncio.sleep(0.1)
         taken.append(pool().take("gpt-realtime"))
+        await until(lambda: len(plan.connects) == 4, what="the second replacement's connect")
+        assert pool().idle == 0  # begun while the first is still connecting, not after it
         await until(lambda: pool().idle == 2, what="the pool whole again")
         for connection in taken:
             assert connection is not None

@@ -5,17 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
-from urllib.error import URLError
 
 import boto3
 import pytest
 
-from local.stack import ROOT, free_port
-
-READY_TIMEOUT_S = 30
+from local.stack import ROOT, free_port, wait_listening
 
 
 @pytest.fixture
@@ -25,15 +21,7 @@ def moto_url() -> Iterator[str]:
     command = [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
         try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while True:
-                assert server.poll() is None, "local.moto_server exited"
-                try:
-                    urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                    break
-                except URLError:
-                    assert time.monotonic() < deadline, f"local.moto_server not ready on {port}"
-                    time.sleep(0.1)
+            wait_listening(server, port, "local.moto_server")
             yield url
         finally:
             server.terminate()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from local.scripted_model import ScriptedModelServer, load_script
 from local.scripted_model.conversation import Script
 from local.scripted_model.function_calls import ARGUMENT_CHUNK
 from local.scripted_model.server import REALTIME_PATH
-from local.stack import free_port
+from local.stack import free_port, wait_listening
 from tests.local.test_scripted_model import ROOT, ModelClient, audio_of, of_type, sessions_report
 
 SATURDAY = date(2026, 11, 21)
@@ -109,20 +108,6 @@ def calls_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [item for item in events[-1]["response"]["output"] if item["type"] == "function_call"]
 
 
-async def until_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    """Wait for the model process to accept connections; fail at once with its output if it exits."""
-    for _ in range(200):
-        assert process.poll() is None, process.communicate()[1].decode(errors="replace")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        return
-    raise TimeoutError(f"the scripted model never listened on {port}")
-
-
 async def test_the_command_line_today_sets_the_day_the_dates_count_from(conversation: Path, tmp_path: Path) -> None:
     """`--today`, as the local stack passes it: a model started as if on a Saturday books the Monday after,
     whatever the date is now."""
@@ -135,15 +120,16 @@ async def test_the_command_line_today_sets_the_day_the_dates_count_from(conversa
     port = free_port()
     command = [sys.executable, "-m", "local.scripted_model", "--port", str(port),
                "--conversation", str(tmp_path / "conversation.json"), "--today", SATURDAY.isoformat()]
-    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+    log = tmp_path / "model.log"
+    with log.open("wb") as output, subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=output) as process:
         try:
-            await until_listening(process, port)
+            wait_listening(process, port, "the scripted model", log.read_text)
             async with ModelClient.open(f"ws://127.0.0.1:{port}{REALTIME_PATH}") as client:
                 await start_session(client, list(TOOLS.values()))
                 [availability, _] = calls_in(await caller_asks(client))
         finally:
             process.terminate()
-            process.communicate(timeout=10)
+            process.wait(timeout=10)
     assert json.loads(availability["arguments"])["date"] == "2026-11-23"
 
 
