@@ -81,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await stop_signal.uninstall()
         await app.state.bridge.aclose()
+        del app.state.bridge  # a closed bridge is not to be found by the next lifespan's readers
 
 
 app = FastAPI(title="Voiceline bridge", lifespan=lifespan)

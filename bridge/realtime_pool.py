@@ -120,8 +120,9 @@ class _ModelPool:
                 oldest = self.idle[0].opened_at if self.idle else time.monotonic()
                 done = await self._next_change(opening, max(0.0, oldest + self.max_age_s - time.monotonic()))
                 opening -= done
-                errors = [task.exception() for task in done if task.exception() is not None]
-                self.idle.extend(task.result() for task in done if task.exception() is None)
+                outcomes = [task.exception() or task.result() for task in done]
+                errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+                self.idle.extend(outcome for outcome in outcomes if isinstance(outcome, OpenConnection))
                 if len(errors) < len(done):
                     backoff = REFILL_BACKOFF_S[0]
                 if errors:

@@ -17,6 +17,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 SHUTDOWN_TIMEOUT_S = 10.0
+STARTUP_TIMEOUT_S = 10.0
+STARTUP_POLL_S = 0.005
 Lifespan = Literal["on", "off"]
 
 
@@ -45,16 +47,29 @@ def _url(listener: socket.socket) -> str:
 @asynccontextmanager
 async def serving(app: ASGIApp, lifespan: Lifespan = "off", host: str = "127.0.0.1", port: int = 0,
                   ws_max_size: int = 16 * 1024 * 1024) -> AsyncIterator[str]:
-    """The app in the running event loop; yields its base URL (http://…). `ws_max_size` is uvicorn's --ws-max-size."""
+    """The app in the running event loop; yields its base URL (http://…) once the app has started.
+
+    Started means its lifespan's startup has run, so the caller may read what startup made (app.state).
+    `ws_max_size` is uvicorn's --ws-max-size.
+    """
     listener = listening_socket(host, port)
     server = _server(app, lifespan, ws_max_size)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
+        await asyncio.wait_for(_started(server, task), STARTUP_TIMEOUT_S)
         yield _url(listener)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, SHUTDOWN_TIMEOUT_S)
         listener.close()
+
+
+async def _started(server: uvicorn.Server, serving_task: asyncio.Task[None]) -> None:
+    while not server.started:
+        if serving_task.done():  # startup failed: uvicorn logged why and returned (or raised)
+            serving_task.result()
+            raise RuntimeError("the local server did not start")
+        await asyncio.sleep(STARTUP_POLL_S)
 
 
 class ThreadedServer:

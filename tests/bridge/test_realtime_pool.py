@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from bridge import realtime_pool
 from bridge.realtime_pool import RealtimePool, close_socket
 from bridge.settings import BridgeSettings
 from local.scripted_model import ScriptedModelServer
@@ -112,6 +113,19 @@ async def test_a_connection_taken_while_another_is_reopening_is_replaced_at_once
 
     first_refill, second_refill = plan.connects[2:4]
     assert second_refill - first_refill < 0.25  # waiting for the first to finish, it would be 0.3 s or more
+
+
+async def test_after_failed_opens_the_pool_waits_before_trying_again_then_fills(
+        dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(realtime_pool, "REFILL_BACKOFF_S", (0.2, 1.0))
+    plan = FaultPlan()
+    plan.refuse(2)  # both of the first opens: OpenAI answering 503
+    async with ScriptedModelServer(DEMO, faults=plan) as model, running_bridge(model.url, monkeypatch):
+        await until(lambda: pool().idle == 2, what="the pool filled after the failures")
+
+    first_failure, second_failure, retry = plan.connects[:3]
+    assert retry - max(first_failure, second_failure) >= 0.19  # a backoff, not a retry loop against a failing API
+    assert len(plan.connects) == 4
 
 
 async def test_a_call_that_finds_the_pool_empty_is_counted_as_a_miss_and_health_shows_it(
