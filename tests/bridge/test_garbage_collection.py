@@ -71,6 +71,27 @@ async def test_what_existed_at_start_is_frozen_out_of_the_collectors_sight(autom
         await collection.aclose()
 
 
+async def test_cpythons_own_collections_are_off_while_it_runs_and_back_on_after() -> None:
+    """Its young collections stopped the event loop about once a second at 100 calls; only the schedule runs."""
+    assert gc.isenabled()
+    collection = GarbageCollection(interval_s=3600)
+    collection.start()
+    try:
+        assert not gc.isenabled()
+        leftover = _Leftover()
+        gone = weakref.ref(leftover)
+        del leftover
+        more = [_Leftover() for _ in range(20_000)]  # well past the young generation's threshold
+        del more
+        assert gone() is not None  # no automatic collection ran
+        collection.collect()
+        assert gone() is None
+    finally:
+        await collection.aclose()
+        gc.unfreeze()
+    assert gc.isenabled()
+
+
 async def test_the_dynamodb_clients_are_built_before_the_start_up_heap_is_frozen(
         dynamodb: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Built lazily, by a caller's first read, each client's 30,000 objects were scanned by every full collection."""
