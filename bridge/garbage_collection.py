@@ -41,13 +41,13 @@ class GarbageCollection:
     def __init__(self, interval_s: float) -> None:
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
-        self._automatic_before = gc.isenabled()
+        self._restore_automatic = False  # whether CPython's collections were on at start, to turn back on
         self.collections = 0
         self.last_pause_ms = 0.0
 
     def start(self) -> None:
         gc.freeze()
-        self._automatic_before = gc.isenabled()
+        self._restore_automatic = gc.isenabled()
         gc.disable()
         self._task = asyncio.create_task(self._every_interval(), name="garbage-collection")
 
@@ -55,7 +55,7 @@ class GarbageCollection:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._automatic_before:
+        if self._restore_automatic:
             gc.enable()
 
     def collect(self) -> int:

@@ -18,7 +18,6 @@ from starlette.types import ASGIApp
 
 SHUTDOWN_TIMEOUT_S = 10.0
 STARTUP_TIMEOUT_S = 10.0
-STARTUP_POLL_S = 0.005
 Lifespan = Literal["on", "off"]
 
 
@@ -33,10 +32,30 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _server(app: ASGIApp, lifespan: Lifespan, ws_max_size: int = 16 * 1024 * 1024) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also says when its start-up has ended, well or not (uvicorn only sets a flag).
+
+    A failed start-up leaves `started` false instead of uvicorn's sys.exit, which would stop the whole process
+    (a test run) from inside the event loop.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.startup_ended = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:
+            self.should_exit = True
+        finally:
+            self.startup_ended.set()
+
+
+def _server(app: ASGIApp, lifespan: Lifespan, ws_max_size: int = 16 * 1024 * 1024) -> _Server:
     # proxy_headers off: like API Gateway, a local stand-in never trusts a client's X-Forwarded-*.
-    return uvicorn.Server(uvicorn.Config(app, ws="websockets-sansio", lifespan=lifespan, log_level="warning",
-                                         proxy_headers=False, ws_max_size=ws_max_size))
+    return _Server(uvicorn.Config(app, ws="websockets-sansio", lifespan=lifespan, log_level="warning",
+                                  proxy_headers=False, ws_max_size=ws_max_size))
 
 
 def _url(listener: socket.socket) -> str:
@@ -56,20 +75,16 @@ async def serving(app: ASGIApp, lifespan: Lifespan = "off", host: str = "127.0.0
     server = _server(app, lifespan, ws_max_size)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
-        await asyncio.wait_for(_started(server, task), STARTUP_TIMEOUT_S)
+        startup_ended = asyncio.create_task(server.startup_ended.wait())
+        await asyncio.wait({startup_ended, task}, timeout=STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        startup_ended.cancel()
+        if not server.started:  # uvicorn logged why
+            raise RuntimeError("the local server did not start")
         yield _url(listener)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, SHUTDOWN_TIMEOUT_S)
         listener.close()
-
-
-async def _started(server: uvicorn.Server, serving_task: asyncio.Task[None]) -> None:
-    while not server.started:
-        if serving_task.done():  # startup failed: uvicorn logged why and returned (or raised)
-            serving_task.result()
-            raise RuntimeError("the local server did not start")
-        await asyncio.sleep(STARTUP_POLL_S)
 
 
 class ThreadedServer:
